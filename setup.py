@@ -1,0 +1,39 @@
+"""vidistill: distil an image VLM into a video VLM and into millions of video captions."""
+import setuptools
+
+# Ranges checked to resolve together on Python 3.11 (jax 0.10 / tensorflow 2.21 / seqio 0.0.20).
+INSTALL_REQUIRES = [
+    "absl-py>=2.1",
+    "jax>=0.6,<0.12",
+    "flax>=0.10,<0.14",
+    "optax>=0.2.4,<0.4",
+    "orbax-checkpoint>=0.11,<0.13",
+    "ml-collections>=1.0,<2",
+    "numpy>=1.26,<3",
+    "seqio>=0.0.19,<0.1",
+    "tensorflow>=2.18,<2.23",  # Linux wheels run on CPU; seqio/tensorflow-text require this name.
+    "tensorflow-text>=2.18,<2.23",
+    "tensorflow-datasets>=4.9.7,<5",
+    "array-record>=0.5,<0.9",
+    "av>=12,<19",
+    "sentencepiece>=0.2,<0.3",
+    "clu>=0.0.12,<0.1",
+    "safetensors>=0.4,<1",
+    "matplotlib>=3.8,<4",
+]
+
+TEST_REQUIRES = [
+    "pytest>=8,<10",
+    "pytest-xdist>=3.5,<4",
+]
+
+setuptools.setup(
+    name="vidistill",
+    version="0.1.0",
+    description=__doc__,
+    packages=setuptools.find_packages(include=["vidistill", "vidistill.*"]),
+    python_requires=">=3.10",
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": TEST_REQUIRES},
+    entry_points={"console_scripts": ["vidistill=vidistill.cli:main"]},
+)

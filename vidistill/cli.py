@@ -1,0 +1,81 @@
+"""The `vidistill` command: one entry point, one subcommand per stage of the method.
+
+    vidistill data synth    --config configs/data/synthetic.py:tiny --workdir /tmp/world
+    vidistill train         --config configs/train/visual_adaptation.py:tiny --workdir /tmp/run
+    vidistill caption | eval | pipeline | bench ...
+    vidistill <command> --help
+
+Commands are listed in one explicit table (no import-time registry): each entry names the module
+that defines the command's flags (`define_flags()`) and its `main(argv)`. The module is imported only
+when its command runs, so `vidistill --help` is instant and TensorFlow starts only when needed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import sys
+from typing import Sequence
+
+# TensorFlow (pulled in by seqio/tfds) prints pages of C++ start-up logs; users asked for none.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+  module: str | None  # None: the command is planned but not implemented yet.
+  summary: str
+  issue: str = ""  # Where the missing command is tracked, for the "not available" message.
+
+
+COMMANDS: dict[str, Command] = {
+    "data": Command("vidistill.data.command", "make the synthetic video world; inspect or convert data"),
+    "train": Command(None, "train one stage of the method (image pretrain, visual/language adaptation, "
+                     "dual encoder)", "issue 5 (training)"),
+    "caption": Command(None, "pseudo-caption unlabeled videos with an adapted VLM, multi-host and "
+                       "resumable", "issue 7 (pseudo-captioning)"),
+    "eval": Command(None, "evaluate a checkpoint: retrieval, captioning, QA, zero-shot classification",
+                    "issue 6 (evaluation)"),
+    "pipeline": Command(None, "run the whole method end to end on the synthetic world and write a "
+                        "report", "issue 8 (pipeline)"),
+    "bench": Command(None, "speed and memory benchmarks, as ratios against in-run baselines",
+                     "issue 9 (benchmarks)"),
+}
+
+
+def _usage() -> str:
+  width = max(len(n) for n in COMMANDS)
+  lines = [__doc__.strip().splitlines()[0], "", "usage: vidistill <command> [flags]", "", "commands:"]
+  for name, cmd in COMMANDS.items():
+    status = "" if cmd.module else "  [not available yet]"
+    lines.append(f"  {name:<{width}}  {cmd.summary}{status}")
+  lines += ["", "`vidistill <command> --help` explains a command and its flags."]
+  return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  argv = list(sys.argv if argv is None else argv)
+  if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+    print(_usage())
+    sys.exit(0 if len(argv) >= 2 else 2)
+  name = argv[1]
+  if name in ("--version", "version"):
+    from vidistill import __version__
+    print(__version__)
+    return
+  cmd = COMMANDS.get(name)
+  if cmd is None:
+    print(f"vidistill: unknown command {name!r}; expected one of: {', '.join(COMMANDS)}",
+          file=sys.stderr)
+    sys.exit(2)
+  if cmd.module is None:
+    help_wanted = any(a in ("-h", "--help", "--helpfull") for a in argv[2:])
+    print(f"vidistill {name}: {cmd.summary}.\n\nThis command is not available yet in this version of "
+          f"vidistill; it is tracked as {cmd.issue}.", file=sys.stdout if help_wanted else sys.stderr)
+    sys.exit(0 if help_wanted else 2)
+  module = importlib.import_module(cmd.module)
+  module.run(f"vidistill {name}", argv[2:])
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,1 @@
+"""Data: video I/O, the synthetic video world, shards, annotation readers, instructions, seqio tasks."""

@@ -1,0 +1,65 @@
+"""Shared absl flag handling for `vidistill <command>`: --config, overrides, --workdir, --help."""
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Callable, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+
+def define_config_and_workdir(default_config: str | None = None, *, workdir_help: str = "") -> None:
+  """Defines `--config path.py[:arg]` (+ `--config.key=value` overrides) and `--workdir`."""
+  config_flags.DEFINE_config_file(
+      "config", default_config,
+      "ml_collections config file, optionally with an argument: `path/to/config.py:variant,key=value`."
+      " Override any field with `--config.field.sub=value`; unknown fields are an error.",
+      lock_config=True)
+  flags.DEFINE_string("workdir", None, workdir_help or "Directory for this job's outputs (created).")
+
+
+def run_command(prog: str, argv: Sequence[str], doc: str, flag_modules: Sequence[ModuleType],
+                main: Callable[[Sequence[str]], None]) -> None:
+  """Parses `argv` (without the command name) and calls `main(positional_args)` via absl."""
+  argv = list(argv)
+  if any(a in ("-h", "--help", "-?") for a in argv):
+    print(doc.strip())
+    print("\nflags:")
+    for module in flag_modules:
+      text = flags.FLAGS.module_help(module)
+      if text:
+        print(text)
+    print("\n(`--helpfull` lists absl's own flags too.)")
+    sys.exit(0)
+
+  def _main(parsed: Sequence[str]) -> None:
+    logging.set_verbosity(logging.INFO)
+    try:
+      main(list(parsed[1:]))
+    except UsageError as e:
+      print(f"{prog}: error: {e}", file=sys.stderr)
+      sys.exit(2)
+
+  app.run(_main, argv=[prog] + argv)
+
+
+class UsageError(Exception):
+  """A command-line mistake: printed as one line (no traceback) and exit code 2."""
+
+
+def config_from_flags(required: bool = True):
+  """Returns the parsed --config, or raises UsageError naming the flag when it is missing."""
+  config = flags.FLAGS.config
+  if config is None and required:
+    raise UsageError("--config is required, e.g. --config configs/data/synthetic.py:tiny")
+  return config
+
+
+def workdir_from_flags() -> str:
+  workdir = flags.FLAGS.workdir
+  if not workdir:
+    raise UsageError("--workdir is required: the directory this job writes into")
+  return workdir
