@@ -1,0 +1,16 @@
+"""Test-wide settings: quiet TensorFlow, CPU-only JAX with 8 fake devices, the `slow` marker.
+
+The device count must be fixed before jax is first imported, so it is set here for every test:
+sharding tests build meshes over the 8 CPU devices; other tests simply use device 0.
+"""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                             " --xla_force_host_platform_device_count=8").strip()
+
+
+def pytest_configure(config):
+  config.addinivalue_line("markers", "slow: takes more than ~30 s; run with `-m slow`")
