@@ -1,0 +1,46 @@
+"""`vidistill` and every subcommand answer --help; unknown or unfinished commands fail clearly."""
+import subprocess
+import sys
+
+import pytest
+
+from vidistill import cli
+
+
+def _run(*args):
+  return subprocess.run([sys.executable, "-m", "vidistill.cli", *args], capture_output=True,
+                        text=True, timeout=120)
+
+
+def test_top_level_help_lists_every_command():
+  result = _run("--help")
+  assert result.returncode == 0
+  for name in cli.COMMANDS:
+    assert name in result.stdout
+
+
+def test_no_command_prints_usage_and_fails():
+  result = _run()
+  assert result.returncode == 2 and "usage: vidistill <command>" in result.stdout
+
+
+def test_unknown_command_names_it():
+  result = _run("trian")
+  assert result.returncode == 2 and "unknown command 'trian'" in result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
+def test_every_subcommand_help(name):
+  result = _run(name, "--help")
+  assert result.returncode == 0, result.stderr
+  text = result.stdout
+  assert cli.COMMANDS[name].summary.split()[0] in text
+  if cli.COMMANDS[name].module is not None:
+    assert "--config" in text or "--workdir" in text or name == "data"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in cli.COMMANDS.items() if c.module is None))
+def test_unfinished_commands_say_so(name):
+  result = _run(name, "--config", "x.py", "--workdir", "/tmp/x")
+  assert result.returncode == 2
+  assert "not available yet" in result.stderr and "issue" in result.stderr
