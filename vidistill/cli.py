@@ -17,6 +17,8 @@ import os
 import sys
 from typing import Sequence
 
+from vidistill import tf_quiet
+
 # TensorFlow (pulled in by seqio/tfds) prints pages of C++ start-up logs; users asked for none.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -73,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"vidistill {name}: {cmd.summary}.\n\nThis command is not available yet in this version of "
           f"vidistill; it is tracked as {cmd.issue}.", file=sys.stdout if help_wanted else sys.stderr)
     sys.exit(0 if help_wanted else 2)
+  if not any(a in ("-h", "--help") for a in argv[2:]):
+    tf_quiet.import_tensorflow()
   module = importlib.import_module(cmd.module)
   module.run(f"vidistill {name}", argv[2:])
 
