@@ -89,9 +89,10 @@ def records_source(records: Mapping[str, Sequence[VideoRecord]], video_root: str
 
   def examples(split: str):
     for rec in records[split]:
-      path = annotations.resolve_video_path(rec, video_root)
-      window = None if rec.start is None else (rec.start, rec.end)
-      frames = video_io.read_video(path, num_frames, resolution=resolution, window=window)
+      # The resolver knows whether it found the pre-cut clip or the full source video (then the
+      # clip's window applies), so the window comes from it, not from the record.
+      video = annotations.resolve_video(rec, video_root)
+      frames = video_io.read_video(video.path, num_frames, resolution=resolution, window=video.window)
       yield {"id": rec.video_id, "frames": frames,
              "caption": rec.captions[0] if rec.captions else "",
              "captions": list(rec.captions) or [""],
