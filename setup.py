@@ -20,6 +20,7 @@ INSTALL_REQUIRES = [
     "clu>=0.0.12,<0.1",
     "safetensors>=0.4,<1",
     "matplotlib>=3.8,<4",
+    "pillow>=10",
     "importlib_resources>=6",  # tfds needs it for builders outside its package; declares it only for py<3.9.
 ]
 
