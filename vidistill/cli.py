@@ -34,8 +34,8 @@ COMMANDS: dict[str, Command] = {
     "data": Command("vidistill.data.command", "make the synthetic video world; inspect or convert data"),
     "train": Command(None, "train one stage of the method (image pretrain, visual/language adaptation, "
                      "dual encoder)", "issue 5 (training)"),
-    "caption": Command(None, "pseudo-caption unlabeled videos with an adapted VLM, multi-host and "
-                       "resumable", "issue 7 (pseudo-captioning)"),
+    "caption": Command("vidistill.caption.command", "pseudo-caption unlabeled videos with an adapted"
+                       " VLM, multi-host and resumable, exactly once"),
     "eval": Command(None, "evaluate a checkpoint: retrieval, captioning, QA, zero-shot classification",
                     "issue 6 (evaluation)"),
     "pipeline": Command(None, "run the whole method end to end on the synthetic world and write a "

@@ -1,0 +1,154 @@
+"""Atomic unit commits and the done log: what makes the job exactly-once across crashes.
+
+Output layout (every name comes from the unit index, never from a video id or path):
+  <output>/units.jsonl                      the unit plan (units.py)
+  <output>/captions/unit-000012.jsonl       caption rows (.tfrecord / .array_record by option)
+  <output>/failures/unit-000012.jsonl       videos that could not be read, with the reason
+  <output>/done/unit-000012.json            the done record: the unit's commit point
+
+Committing a unit: write both files under temp names in their final folders, fsync them, rename
+them into place, fsync the folders, then write the done record the same way. A unit is done iff
+its done record exists (and the files it lists have the sizes it records). A crash before the done
+record leaves at most files that no reader trusts and a restart overwrites; a crash after it
+leaves a finished unit that the restart skips. Renames within one folder are atomic on POSIX file
+systems; the output directory must be one (a local disk, NFS, or a FUSE-mounted bucket with
+atomic rename).
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import secrets
+import time
+from typing import Any, Iterable, Mapping
+
+from vidistill.caption import writers
+
+CAPTIONS, FAILURES, DONE = "captions", "failures", "done"
+
+
+def unit_name(index: int) -> str:
+  return f"unit-{index:06d}"
+
+
+def captions_path(output_dir: str, index: int, fmt: str) -> str:
+  return os.path.join(output_dir, CAPTIONS, unit_name(index) + writers.EXTENSIONS[fmt])
+
+
+def failures_path(output_dir: str, index: int) -> str:
+  return os.path.join(output_dir, FAILURES, unit_name(index) + ".jsonl")
+
+
+def done_path(output_dir: str, index: int) -> str:
+  return os.path.join(output_dir, DONE, unit_name(index) + ".json")
+
+
+def make_dirs(output_dir: str) -> None:
+  for sub in (CAPTIONS, FAILURES, DONE):
+    os.makedirs(os.path.join(output_dir, sub), exist_ok=True)
+
+
+def _temp_name(path: str) -> str:
+  return f"{path}.tmp.{os.getpid()}.{secrets.token_hex(4)}"
+
+
+def _write_temp(path: str, data: bytes) -> str:
+  """`data` in a new fsynced temp file beside `path`; returns the temp file's name."""
+  temp = _temp_name(path)
+  with open(temp, "wb") as f:
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
+  return temp
+
+
+def atomic_write(path: str, data: bytes) -> None:
+  """Replaces `path` with `data` so that a reader sees the old file or the new one, never a part."""
+  os.replace(_write_temp(path, data), path)
+  writers.fsync(os.path.dirname(path) or ".")
+
+
+def create_file_once(path: str, data: bytes) -> bool:
+  """Creates `path` with `data` unless it exists (then False). Atomic among racing processes."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  temp = _write_temp(path, data)
+  try:
+    os.link(temp, path)  # Fails if `path` exists, unlike rename: the first writer wins.
+    created = True
+  except FileExistsError:
+    created = False
+  finally:
+    os.unlink(temp)
+  writers.fsync(os.path.dirname(path) or ".")
+  return created
+
+
+def commit_unit(output_dir: str, index: int, rows: Iterable[Mapping[str, Any]],
+                failures: Iterable[Mapping[str, Any]], fmt: str,
+                info: Mapping[str, Any]) -> dict[str, Any]:
+  """Writes a unit's captions and failures and then its done record; returns the record.
+
+  `info` (fingerprint, counts, process, timings) is stored in the done record as is.
+  """
+  final = {"captions": captions_path(output_dir, index, fmt),
+           "failures": failures_path(output_dir, index)}
+  temps = {k: _temp_name(p) for k, p in final.items()}
+  counts = {"captions": writers.write_rows(temps["captions"], rows, fmt),
+            "failures": writers.write_rows(temps["failures"], failures, "jsonl")}
+  files = {}
+  for key, path in final.items():
+    os.replace(temps[key], path)
+    files[key] = {"file": os.path.relpath(path, output_dir), "rows": counts[key],
+                  "bytes": os.path.getsize(path)}
+  for sub in (CAPTIONS, FAILURES):
+    writers.fsync(os.path.join(output_dir, sub))
+  record = {"unit": index, "format": fmt, **files, **dict(info), "committed_at": time.time()}
+  atomic_write(done_path(output_dir, index), json.dumps(record, sort_keys=True).encode())
+  return record
+
+
+def read_done(output_dir: str, index: int) -> dict[str, Any] | None:
+  """The unit's done record, or None if the unit is not (validly) committed.
+
+  A record whose files are missing or have another size (deleted or damaged by hand) does not
+  count: the unit is redone.
+  """
+  path = done_path(output_dir, index)
+  try:
+    with open(path, encoding="utf-8") as f:
+      record = json.load(f)
+  except FileNotFoundError:
+    return None
+  except (json.JSONDecodeError, UnicodeDecodeError):
+    return None  # Cannot happen through atomic_write; a hand-edited record is redone.
+  for key in ("captions", "failures"):
+    entry = record.get(key, {})
+    file = os.path.join(output_dir, str(entry.get("file", "")))
+    if not os.path.isfile(file) or os.path.getsize(file) != entry.get("bytes"):
+      return None
+  return record
+
+
+def done_records(output_dir: str) -> dict[int, dict[str, Any]]:
+  """Every valid done record in the output directory, by unit index."""
+  records = {}
+  for path in sorted(glob.glob(os.path.join(output_dir, DONE, "unit-*.json"))):
+    stem = os.path.basename(path)[len("unit-"):-len(".json")]
+    if stem.isdigit():
+      record = read_done(output_dir, int(stem))
+      if record is not None:
+        records[int(stem)] = record
+  return records
+
+
+def remove_stale_temps(output_dir: str, indices: Iterable[int]) -> int:
+  """Deletes temp files a crashed run left for these units (only this process's units, so a
+  live process's temps are never touched); returns how many."""
+  removed = 0
+  for index in indices:
+    for sub in (CAPTIONS, FAILURES, DONE):
+      for path in glob.glob(os.path.join(output_dir, sub, unit_name(index) + ".*.tmp.*")):
+        os.unlink(path)
+        removed += 1
+  return removed
