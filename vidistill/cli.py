@@ -36,8 +36,8 @@ COMMANDS: dict[str, Command] = {
                      "dual encoder)", "issue 5 (training)"),
     "caption": Command("vidistill.caption.command", "pseudo-caption unlabeled videos with an adapted"
                        " VLM, multi-host and resumable, exactly once"),
-    "eval": Command(None, "evaluate a checkpoint: retrieval, captioning, QA, zero-shot classification",
-                    "issue 6 (evaluation)"),
+    "eval": Command("vidistill.eval.command", "evaluate a checkpoint: retrieval, captioning, QA, "
+                    "zero-shot classification"),
     "pipeline": Command(None, "run the whole method end to end on the synthetic world and write a "
                         "report", "issue 8 (pipeline)"),
     "bench": Command(None, "speed and memory benchmarks, as ratios against in-run baselines",

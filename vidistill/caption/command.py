@@ -25,7 +25,7 @@ from vidistill.parallel import multihost
 
 
 def define_flags() -> None:
-  if "checkpoint" in flags.FLAGS:
+  if "input" in flags.FLAGS:  # Defined by this command alone; --config/--checkpoint are shared names.
     return
   config_flags.DEFINE_config_file(
       "config", None,
