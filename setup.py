@@ -27,6 +27,11 @@ INSTALL_REQUIRES = [
 TEST_REQUIRES = [
     "pytest>=8,<10",
     "pytest-xdist>=3.5,<4",
+    "pycocoevalcap>=1.2",  # The reference implementation the caption metrics are checked against.
+    # The reference implementations the weight importers are checked against. 2.13.0 is the CPU
+    # build; an unpinned torch would pull several GB of CUDA wheels.
+    "torch==2.13.0",
+    "transformers>=5,<6",
 ]
 
 setuptools.setup(
