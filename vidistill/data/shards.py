@@ -120,7 +120,7 @@ def serialize_example(example: dict, *, frames_encoding: str = "raw",
       else:
         features[key] = _bytes_feature(tf, [array.astype(array.dtype.newbyteorder("<")).tobytes()])
       features[f"{key}/shape"] = tf.train.Feature(int64_list=tf.train.Int64List(value=array.shape))
-  return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+  return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 def _bytes_feature(tf, values: list[bytes]):
