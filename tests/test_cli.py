@@ -44,3 +44,14 @@ def test_unfinished_commands_say_so(name):
   result = _run(name, "--config", "x.py", "--workdir", "/tmp/x")
   assert result.returncode == 2
   assert "not available yet" in result.stderr and "issue" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config", "configs/data/synthetic.py:tiny,res=20"], "config.resolution=20"),
+    (["--config", "configs/data/synthetic.py:tiny", "--config.nope=3"], "no field 'nope'"),
+    (["--config", "configs/data/synthetic.py:tiny", "--config.seed=abc"], "--config.seed=abc"),
+])
+def test_config_errors_are_one_line_with_key_and_value(tmp_path, args, message):
+  result = _run("data", "synth", *args, "--workdir", str(tmp_path / "w"))
+  assert result.returncode == 2
+  assert message in result.stderr and "Traceback" not in result.stderr

@@ -114,3 +114,10 @@ def resolve_steps(prefix: str, config: Mapping[str, Any], *, examples_per_step: 
   if dataset_size is None:
     raise ConfigError(f"{prefix}_epochs={value} needs a known dataset size; give {prefix}_steps instead")
   return max(1, int(round(value * dataset_size / examples_per_step)))
+
+
+def pick_variant(name: str, variants: Mapping[str, Any], config_file: str) -> Any:
+  """`variants[name]`, or a ConfigError naming the file, the bad name and the known ones."""
+  if name not in variants:
+    raise ConfigError(f"unknown variant {name!r} for {config_file}; expected one of {list(variants)}")
+  return variants[name]

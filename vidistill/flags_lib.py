@@ -43,7 +43,33 @@ def run_command(prog: str, argv: Sequence[str], doc: str, flag_modules: Sequence
       print(f"{prog}: error: {e}", file=sys.stderr)
       sys.exit(2)
 
-  app.run(_main, argv=[prog] + argv)
+  app.run(_main, argv=[prog] + argv, flags_parser=lambda a: _parse_flags(prog, a))
+
+
+def _parse_flags(prog: str, argv: Sequence[str]) -> list[str]:
+  """absl's parser, but a bad flag or config value is one line and exit code 2, not a traceback."""
+  try:
+    return flags.FLAGS(list(argv))
+  except flags.Error as e:
+    print(f"{prog}: error: {_concise(str(e))}", file=sys.stderr)
+    sys.exit(2)
+  except (KeyError, AttributeError) as e:
+    # ml_collections raises these for an override of a field the (locked) config does not have.
+    field = str(e).strip("\"'")
+    given = [a for a in argv if a.startswith("--config.")]
+    print(f"{prog}: error: the config has no field {field!r} (overrides given: {given}); "
+          "check the spelling against the config file", file=sys.stderr)
+    sys.exit(2)
+
+
+def _concise(message: str) -> str:
+  # ml_collections wraps an error raised inside get_config() in the whole traceback text; what a
+  # user needs is the flag it came from and the exception's own last line.
+  lines = [l.strip() for l in message.splitlines() if l.strip()]
+  if not any(l.startswith("Traceback") for l in lines):
+    return " ".join(lines)
+  error = next((l for l in reversed(lines) if ": " in l and not l.startswith("File ")), lines[-1])
+  return f"{lines[0]} {error.split(': ', 1)[-1]}"
 
 
 class UsageError(Exception):

@@ -28,11 +28,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """`variant[,seed=N][,frames=T][,res=PX][,format=jsonl|tfrecord|arrayrecord][,samples=K]`."""
   arg = config_args.parse_arg(arg, variant="default", seed=0, frames=0, res=0, format="jsonl",
                               samples=0)
-  if arg.variant not in _VARIANTS:
-    raise config_args.ConfigError(
-        f"unknown variant {arg.variant!r} for configs/caption/pseudo_caption.py; expected one of "
-        f"{list(_VARIANTS)}")
-  v = _VARIANTS[arg.variant]
+  v = config_args.pick_variant(arg.variant, _VARIANTS, "configs/caption/pseudo_caption.py")
   config = ml_collections.ConfigDict()
   config.variant = arg.variant          # Which preset the sizes below come from (recorded only).
   config.seed = arg.seed                # Sampling seeds derive from (seed, unit, batch, prompt).

@@ -39,11 +39,7 @@ _VARIANTS = {
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """`variant[,seed=N][,res=PX][,frames=T]`, e.g. "tiny" or "default,seed=3"."""
   arg = config_args.parse_arg(arg, variant="default", seed=0, res=0, frames=0)
-  if arg.variant not in _VARIANTS:
-    raise config_args.ConfigError(
-        f"unknown variant {arg.variant!r} for configs/data/synthetic.py; expected one of "
-        f"{list(_VARIANTS)}")
-  variant = _VARIANTS[arg.variant]
+  variant = config_args.pick_variant(arg.variant, _VARIANTS, "configs/data/synthetic.py")
   config = ml_collections.ConfigDict()
   config.variant = arg.variant          # Which preset the sizes below come from (recorded only).
   config.seed = arg.seed                # Root seed: clip seeds derive from (seed, split, index).
