@@ -21,6 +21,7 @@ INSTALL_REQUIRES = [
     "safetensors>=0.4,<1",
     "matplotlib>=3.8,<4",
     "pillow>=10",
+    "tensorboard>=2.18,<2.23",  # clu.metric_writers imports it for its summary writer.
     "importlib_resources>=6",  # tfds needs it for builders outside its package; declares it only for py<3.9.
 ]
 
