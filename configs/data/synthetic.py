@@ -49,6 +49,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.num_frames = arg.frames or variant["num_frames"]   # Frames per clip; 2 halves of actions.
   config.fps = 8.0                      # Frame rate of the written videos (clip = frames / fps s).
   config.video_codec = "h264"           # Codec of DIR/videos/<split>/*.mp4 ("h264" or "mpeg4").
+  config.vocab_size = 512               # SentencePiece pieces of DIR/vocab.model (256 are bytes).
   config.shard_frames_encoding = "raw"  # Frames in shards: "raw" (fastest) or "png" (lossless too,
                                         # ~10x smaller at 48 px, ~4 ms more per clip to write).
 

@@ -6,6 +6,7 @@ instruction, a typo in a real caption) becomes bytes instead of UNK and survives
 """
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from typing import Iterable
@@ -32,15 +33,18 @@ def train_sentencepiece(sentences: Iterable[str], model_path: str, *, vocab_size
     raise VocabularyError(f"no sentences to train the vocabulary {model_path!r} on")
   directory = os.path.dirname(os.path.abspath(model_path))
   os.makedirs(directory, exist_ok=True)
-  with tempfile.TemporaryDirectory(dir=directory) as tmp:
-    prefix = os.path.join(tmp, "spm")
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(sentences), model_prefix=prefix, vocab_size=vocab_size,
-        model_type=model_type, pad_id=PAD_ID, eos_id=EOS_ID, unk_id=UNK_ID, bos_id=-1,
-        byte_fallback=True, character_coverage=1.0, num_threads=1, shuffle_input_sentence=False,
-        input_sentence_size=0, hard_vocab_limit=False, split_digits=True,
-        normalization_rule_name="nmt_nfkc", minloglevel=2)
-    os.replace(prefix + ".model", model_path)
+  # The model is written to memory: a file prefix would be recorded in the model (its trainer
+  # spec), so models trained in different temp dirs would differ in their bytes.
+  model = io.BytesIO()
+  spm.SentencePieceTrainer.train(
+      sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size,
+      model_type=model_type, pad_id=PAD_ID, eos_id=EOS_ID, unk_id=UNK_ID, bos_id=-1,
+      byte_fallback=True, character_coverage=1.0, num_threads=1, shuffle_input_sentence=False,
+      input_sentence_size=0, hard_vocab_limit=False, split_digits=True,
+      normalization_rule_name="nmt_nfkc", minloglevel=2)
+  with tempfile.NamedTemporaryFile(dir=directory, delete=False) as f:
+    f.write(model.getvalue())
+  os.replace(f.name, model_path)
   return model_path
 
 

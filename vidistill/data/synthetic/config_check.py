@@ -41,6 +41,9 @@ def _probability(config: Any, key: str, upper_open: bool = False) -> None:
 def validate(config: Any) -> None:
   """Raises ConfigError naming the first bad key and value, and what would work."""
   check_positive(config, "resolution", "num_frames", "fps")
+  if not isinstance(config.vocab_size, int) or config.vocab_size < 320:
+    raise ConfigError(f"config.vocab_size={config.vocab_size!r}: need an integer >= 320 (256 byte "
+                      "pieces + the special ids + room for words)")
   res = config.resolution
   if not isinstance(res, int) or res % 2:
     raise ConfigError(f"config.resolution={res!r} must be an even integer (h264 stores 4:2:0 "

@@ -24,6 +24,7 @@ import numpy as np
 from vidistill import __version__
 from vidistill.data.synthetic import clips
 from vidistill.data.synthetic import config_check
+from vidistill.data.synthetic import corpus
 from vidistill.data.synthetic import export
 from vidistill.data.synthetic import questions
 from vidistill.data.synthetic import render
@@ -62,6 +63,9 @@ def synth(config: ml_collections.ConfigDict, workdir: str, *, overwrite: bool = 
     if config.splits[split]:
       _finish_split(config, tmp, split)
   os.remove(os.path.join(tmp, _TEST_SCENES))
+  truth = {split: load_truth(tmp, split) for split in clips.SPLITS if config.splits[split]}
+  corpus.train_vocabulary(corpus.sentences(truth), os.path.join(tmp, corpus.VOCAB_FILE),
+                          config.vocab_size)
   export.write_text(os.path.join(tmp, "world.json"),
                     json.dumps(world_info(config), indent=2, sort_keys=True) + "\n")
   for name in sorted(os.listdir(tmp)):
