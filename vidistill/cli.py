@@ -32,8 +32,8 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "data": Command("vidistill.data.command", "make the synthetic video world; inspect or convert data"),
-    "train": Command(None, "train one stage of the method (image pretrain, visual/language adaptation, "
-                     "dual encoder)", "issue 5 (training)"),
+    "train": Command("vidistill.train.command", "train one stage of the method (image pretrain, "
+                     "visual/language adaptation, dual encoder)"),
     "caption": Command("vidistill.caption.command", "pseudo-caption unlabeled videos with an adapted"
                        " VLM, multi-host and resumable, exactly once"),
     "eval": Command("vidistill.eval.command", "evaluate a checkpoint: retrieval, captioning, QA, "

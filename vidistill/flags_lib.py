@@ -1,6 +1,7 @@
 """Shared absl flag handling for `vidistill <command>`: --config, overrides, --workdir, --help."""
 from __future__ import annotations
 
+import logging as pylogging
 import sys
 from types import ModuleType
 from typing import Callable, Sequence
@@ -37,6 +38,7 @@ def run_command(prog: str, argv: Sequence[str], doc: str, flag_modules: Sequence
 
   def _main(parsed: Sequence[str]) -> None:
     logging.set_verbosity(logging.INFO)
+    logging.get_absl_handler().addFilter(_QuietLibraries())
     try:
       main(list(parsed[1:]))
     except UsageError as e:
@@ -70,6 +72,15 @@ def _concise(message: str) -> str:
     return " ".join(lines)
   error = next((l for l in reversed(lines) if ": " in l and not l.startswith("File ")), lines[-1])
   return f"{lines[0]} {error.split(': ', 1)[-1]}"
+
+
+class _QuietLibraries(pylogging.Filter):
+  """Drops INFO lines of libraries that narrate every step (orbax: ~30 lines per checkpoint)."""
+  NOISY = ("/orbax/", "/etils/", "/tensorstore/")
+
+  def filter(self, record: pylogging.LogRecord) -> bool:
+    return record.levelno >= pylogging.WARNING or not any(
+        part in record.pathname for part in self.NOISY)
 
 
 class UsageError(Exception):

@@ -87,10 +87,10 @@ def test_wrong_model_kind_is_named(world):
     list(_retrieval(paths, root).run(fakes.FakeVLM()))
 
 
-def test_load_model_is_a_clear_seam():
+def test_load_model_needs_a_train_workdir(tmp_path):
   config = ml_collections.ConfigDict(dict(model=dict(kind="vlm")))
-  with pytest.raises(NotImplementedError, match="'vlm' model from '/ckpt/7'.*not wired yet"):
-    common.load_model(config, "/ckpt/7")
+  with pytest.raises(FileNotFoundError, match="config.json.*not a workdir written by"):
+    common.load_model(config, str(tmp_path))
 
 
 def test_cached_jit_shares_one_function_per_fn_and_options():

@@ -15,7 +15,7 @@ CONFIG = {"embed_dim": 16, "vit": {"variant": "mu/8", "pool_type": "gap", "depth
 def _batch(n=8, seed=0):
   rng = np.random.default_rng(seed)
   return {"video": rng.integers(0, 256, (n, 2, 16, 16, 3), dtype=np.uint8),
-          "targets": rng.integers(3, 50, (n, 8)).astype(np.int32)}
+          "text_tokens": rng.integers(3, 50, (n, 8)).astype(np.int32)}
 
 
 def _numpy_loss(zv, zt, t, b, kind):
@@ -39,7 +39,7 @@ def test_loss_matches_numpy_and_mesh_path(kind):
                         is_leaf=lambda x: hasattr(x, "value"))
   loss, metrics = plain.loss_fn(params, batch, jax.random.key(1), train=False)
   (zv, zt), aux = module.apply({"params": params}, dem.vit.normalize_uint8(batch["video"]),
-                               batch["targets"])
+                               batch["text_tokens"])
   bias = None if kind == "softmax" else float(aux["bias"])
   expected = _numpy_loss(np.asarray(zv), np.asarray(zt), float(aux["temperature"]), bias, kind)
   np.testing.assert_allclose(float(loss), expected, rtol=1e-5)

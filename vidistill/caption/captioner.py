@@ -41,9 +41,32 @@ def count_tokens(captioner: Captioner, text: str) -> int:
 
 
 def load_captioner(config: ml_collections.ConfigDict, checkpoint_dir: str) -> Captioner:
-  """The adapted video VLM in `checkpoint_dir`, decoding as `config.decode` says."""
-  raise NotImplementedError(
-      f"loading a captioner from {checkpoint_dir!r} is not wired yet: the video VLM "
-      "(vidistill.models.vlm) and its checkpoint layout are being written. Until then the job runs "
-      "only with a Captioner passed to vidistill.caption.job.run_job(captioner=...), as the tests "
-      f"do (decode settings asked for: {dict(config.decode)}).")
+  """The adapted video VLM in `checkpoint_dir` (a `vidistill train` workdir), decoding as
+  `config.decode` says."""
+  from vidistill.models import vlm_text  # pylint: disable=g-import-not-at-top  (jax, on demand)
+  from vidistill.train import restore  # pylint: disable=g-import-not-at-top
+  trained = restore.load_trained(checkpoint_dir)
+  if trained.config.model.kind != "vlm":
+    raise ValueError(f"{checkpoint_dir!r} holds a {trained.config.model.kind!r} model; the "
+                     "captioning job needs a video VLM (a vlm stage's workdir)")
+  lengths = trained.config.data.seq_lengths
+  runner = vlm_text.VLMText(trained.model, trained.params, trained.vocab,
+                            prompt_length=int(lengths.get("inputs", 32)),
+                            answer_length=int(lengths.get("targets", 32)))
+  return VLMCaptioner(runner, vlm_text.decode_config(config.decode, config.num_samples),
+                      name=checkpoint_dir, decode_settings=dict(config.decode))
+
+
+class VLMCaptioner:
+  """The Captioner protocol over `vidistill.models.vlm_text.VLMText`."""
+
+  def __init__(self, runner, decode, *, name: str, decode_settings: dict):
+    self.runner, self.decode = runner, decode
+    self.name, self.decode_settings = name, decode_settings
+
+  def caption(self, frames: np.ndarray, prompts: list[str],
+              rng_seed: int) -> list[list[tuple[str, float]]]:
+    return self.runner.generate(frames, prompts, self.decode, rng_seed)
+
+  def count_tokens(self, text: str) -> int:
+    return len(self.runner.vocab.encode(text))

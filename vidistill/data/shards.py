@@ -40,7 +40,10 @@ class ShardError(ValueError):
 
 
 def _tf():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (10 s import, only when needed)
+  from vidistill import tf_quiet  # pylint: disable=g-import-not-at-top  (10 s import, when needed)
+  tf = tf_quiet.import_tensorflow()
+  # tf_record_iterator (below) is a tf.compat.v1 API and logs a deprecation notice on first use.
+  tf.get_logger().setLevel("ERROR")
   return tf
 
 

@@ -2,7 +2,8 @@
 
 `DualEncoderModel` wraps the flax `DualEncoder` with `init` / `loss_fn` (model_api.TrainableModel)
 and `embed_videos` / `embed_texts` (the evaluators' VideoTextEmbedder). A batch is the contrastive
-seqio task's: "video" [B, T, H, W, 3] uint8 and "targets" [B, L] int32 caption tokens.
+seqio task's: "video" [B, T, H, W, 3] uint8 and "text_tokens" [B, L] int32 caption tokens (the
+contrastive seqio task's "targets", renamed by the stage input).
 
 With a mesh, the loss runs under shard_map with the text embeddings passed round the ring
 (contrastive.*_loss_chunked), so no device ever holds the global B x B logits; without one it is
@@ -56,12 +57,12 @@ class DualEncoderModel:
 
   # --------------------------------------------------------------------------------- training
   def init(self, rng: jax.Array, batch: Mapping[str, Any]) -> Any:
-    return self.module.init(rng, vit.normalize_uint8(batch["video"]), batch["targets"])
+    return self.module.init(rng, vit.normalize_uint8(batch["video"]), batch["text_tokens"])
 
   def loss_fn(self, params: Any, batch: Mapping[str, Any], rng: jax.Array, *,
               train: bool = True) -> tuple[jax.Array, dict[str, jax.Array]]:
     (zv, zt), aux = self.module.apply(
-        {"params": params}, vit.normalize_uint8(batch["video"]), batch["targets"], train=train,
+        {"params": params}, vit.normalize_uint8(batch["video"]), batch["text_tokens"], train=train,
         rngs={"dropout": rng})
     scalars = (aux["temperature"],) if self.loss == "softmax" else (aux["temperature"], aux["bias"])
     loss = self._loss_function()(zv, zt, *scalars)

@@ -76,16 +76,36 @@ MODEL_KINDS: dict[str, type] = {"dual_encoder": VideoTextEmbedder, "vlm": VideoT
 
 
 def load_model(config: ml_collections.ConfigDict, checkpoint_dir: str) -> Any:
-  """The model of `config.model.kind` restored from `checkpoint_dir`: the one seam to the models.
-
-  Returns a VideoTextEmbedder ("dual_encoder") or a VideoTextGenerator ("vlm").
-  """
+  """The model of `config.model.kind` restored from `checkpoint_dir` (a `vidistill train` workdir):
+  the one seam to the models. Returns a VideoTextEmbedder ("dual_encoder") or a
+  VideoTextGenerator ("vlm")."""
+  from vidistill.models import vlm_text  # pylint: disable=g-import-not-at-top  (jax, on demand)
+  from vidistill.train import restore  # pylint: disable=g-import-not-at-top
   kind = config.model.kind
-  raise NotImplementedError(
-      f"loading a {kind!r} model from {checkpoint_dir!r} for evaluation is not wired yet: "
-      "vidistill.models (vlm, dual_encoder) and their checkpoint layout are being written. Until "
-      "then evaluations run only with a model passed to vidistill.eval.command.run_suite(...), as "
-      "the tests do.")
+  trained = restore.load_trained(checkpoint_dir)
+  if trained.config.model.kind != kind:
+    raise ValueError(f"the {config.get('suite', '')!r} suite evaluates a {kind!r} model but "
+                     f"{checkpoint_dir!r} holds a {trained.config.model.kind!r}")
+  if kind == "dual_encoder":
+    return trained.model
+  lengths = trained.config.data.seq_lengths
+  runner = vlm_text.VLMText(trained.model, trained.params, trained.vocab,
+                            prompt_length=int(lengths.get("inputs", 32)),
+                            answer_length=int(lengths.get("targets", 32)))
+  return VLMGenerator(runner, vlm_text.decode_config(config.model.get("decode", {})))
+
+
+class VLMGenerator:
+  """VideoTextGenerator over `vidistill.models.vlm_text.VLMText` (deterministic decoding)."""
+
+  def __init__(self, runner: Any, decode: Any):
+    self.runner, self.decode = runner, decode
+
+  def generate(self, frames: Any, prompts: list[str]) -> list[str]:
+    return [hyps[0][0] for hyps in self.runner.generate(frames, prompts, self.decode)]
+
+  def score(self, frames: Any, prompts: list[str], candidates: list[list[str]]) -> Any:
+    return self.runner.score(frames, prompts, candidates)
 
 
 # ------------------------------------------------------------------------------------------------

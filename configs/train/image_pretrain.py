@@ -1,0 +1,16 @@
+"""Stage 0: the image VLM, trained on single frames + frame captions (the image-text split).
+
+It stands in for the pretrained image VLM (PaLI-3) on the synthetic world; with real weights it is
+replaced by weight import (docs/models_vision.md, docs/models_language.md).
+
+    vidistill train --config configs/train/image_pretrain.py:tiny,world=/tmp/w --workdir /tmp/s0
+"""
+from vidistill.train import stage_configs as sc
+
+
+def get_config(arg=None):
+  arg = sc.parse_stage_arg("image_pretrain", arg)
+  return sc.stage_config(
+      arg, stage="image_pretrain", model=sc.vlm_model(arg.variant),
+      data=dict(split="image_text", kind="caption", caption_key="caption"),
+      lr_scale=1.0)

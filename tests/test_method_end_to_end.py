@@ -1,0 +1,100 @@
+"""The stages of the method chained on a tiny synthetic world, with the real models.
+
+image_pretrain -> visual_adaptation (LM frozen) -> language_adaptation (vision frozen), the
+adapted VLM pseudo-captions the pool (captioning job), a dual encoder trains on those captions,
+and the evaluators run on the held-out split. Few steps: this checks the wiring and the freezing
+across stages, not quality (that is the pipeline's report). Slow (~2.5 min on 2 cores): `pytest -m slow`.
+"""
+import importlib.util
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from vidistill.train import checkpoints
+from vidistill.train import command as train_command
+from vidistill.train import state as state_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(relpath, arg):
+  spec = importlib.util.spec_from_file_location("cfg", os.path.join(ROOT, relpath))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  from vidistill.data.synthetic import world
+  root = tmp_path_factory.mktemp("method")
+  w = str(root / "world")
+  world.synth(_config("configs/data/synthetic.py", "tiny"), w)
+  dirs = {name: str(root / name) for name in ("s0", "s1", "s2", "captions", "de", "eval")}
+  for stage, init in (("image_pretrain", ""), ("visual_adaptation", dirs["s0"]),
+                      ("language_adaptation", dirs["s1"])):
+    key = {"image_pretrain": "s0", "visual_adaptation": "s1", "language_adaptation": "s2"}[stage]
+    config = _config(f"configs/train/{stage}.py", f"tiny,world={w},init={init},steps=2,batch=8")
+    config.checkpoint_every = 0
+    train_command.train_stage(config, dirs[key])
+  return w, dirs
+
+
+def _params(workdir):
+  directory, step = checkpoints._locate(workdir)  # pylint: disable=protected-access
+  tree = checkpoints._metadata_tree(directory, step)  # pylint: disable=protected-access
+  paths = state_lib.flatten_dict(tree)
+  template = jax.tree.map(lambda m: jax.numpy.zeros(m.shape, m.dtype), tree)
+  loaded = checkpoints.load_params(workdir, template)
+  return {k: np.asarray(v) for k, v in state_lib.flatten_dict(loaded).items()}, paths
+
+
+@pytest.mark.slow
+def test_stages_freeze_what_the_paper_freezes(run):
+  _, dirs = run
+  p0, _ = _params(dirs["s0"])
+  p1, _ = _params(dirs["s1"])
+  p2, _ = _params(dirs["s2"])
+  t5 = [k for k in p0 if k.startswith("t5/")]
+  vision = [k for k in p0 if k.startswith(("video_encoder/", "visual_projection/"))]
+  assert t5 and vision
+  # Stage 1: the language model is exactly the image VLM's; the vision side moved.
+  assert all(np.array_equal(p0[k], p1[k]) for k in t5)
+  assert any(not np.array_equal(p0[k], p1[k]) for k in vision)
+  # Stage 2: the vision side is exactly stage 1's; the language model moved.
+  assert all(np.array_equal(p1[k], p2[k]) for k in vision)
+  assert any(not np.array_equal(p1[k], p2[k]) for k in t5)
+
+
+@pytest.mark.slow
+def test_caption_pool_then_dual_encoder_then_eval(run):
+  from vidistill.caption import captioner as captioner_lib
+  from vidistill.caption import job, results
+  from vidistill.eval import command as eval_command
+  from vidistill.eval.evaluators import common
+  w, dirs = run
+  config = _config("configs/caption/pseudo_caption.py", "tiny")
+  config.num_frames, config.resolution = 8, 32
+  cap = captioner_lib.load_captioner(config, dirs["s2"])
+  # The pool's shards hold its decoded frames, so the job reads those (no video decoding).
+  summary = job.run_job(config, cap, os.path.join(w, "shards", "pool-*.tfrecord"),
+                        dirs["captions"])
+  captions = results.read_captions(dirs["captions"])
+  pool_ids = {f"pool-{i:06d}" for i in range(10)}
+  assert set(captions) == pool_ids
+  assert summary.videos_done == 10 and summary.videos_failed == 0
+  assert all(len(c) == len(config.prompts) for c in captions.values())
+
+  de = _config("configs/train/dual_encoder.py", f"tiny,world={w},source=pseudo,steps=2,batch=8")
+  de.data.captions_dir = dirs["captions"]
+  de.checkpoint_every = 0
+  train_command.train_stage(de, dirs["de"])
+
+  suite = _config("configs/eval/retrieval.py", f"tiny,data={w},frames=8")
+  model = common.load_model(suite, dirs["de"])
+  out = eval_command.run_suite(suite, model, dirs["eval"], checkpoint=dirs["de"])
+  flat = [v for v in jax.tree.leaves(out["results"]) if isinstance(v, float)]
+  assert flat and all(np.isfinite(flat))
+  assert os.path.exists(os.path.join(dirs["eval"], "results.json"))

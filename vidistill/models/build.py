@@ -1,0 +1,57 @@
+"""Models from the `model` section of a stage config: one explicit table, no registry.
+
+    model.kind = "vlm"            PaLI-style video VLM (vlm.VideoLanguageModel)
+    model.kind = "dual_encoder"   video-text dual encoder (dual_encoder_model.DualEncoderModel)
+
+The vocabulary size always comes from the vocabulary the data is tokenised with, so a config
+cannot disagree with its data about it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import jax.numpy as jnp
+
+from vidistill.config_args import ConfigError
+from vidistill.models import dual_encoder_model
+from vidistill.models import video_encoder as video_encoder_lib
+from vidistill.models import vit
+from vidistill.models import vlm
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def _dtype(name: str) -> Any:
+  if name not in DTYPES:
+    raise ConfigError(f"dtype={name!r} is not one of {sorted(DTYPES)}")
+  return DTYPES[name]
+
+
+def build_vlm(model: Mapping[str, Any], *, vocab_size: int, dtype: str = "float32", **_: Any
+              ) -> vlm.VideoLanguageModel:
+  compute = _dtype(dtype)
+  image = vit.ViT(**dict(model["vit"]), dtype=compute)
+  encoder = video_encoder_lib.VideoEncoder(image=image, **dict(model.get("video", {})),
+                                           dtype=compute)
+  t5 = dict(model["t5"])
+  variant = t5.pop("variant")
+  return vlm.make_model(encoder, variant, z_loss=float(model.get("z_loss", 0.0)),
+                        vocab_size=vocab_size, dtype=compute, **t5)
+
+
+def build_dual_encoder(model: Mapping[str, Any], *, vocab_size: int, dtype: str = "float32",
+                       mesh: Any = None, vocab: Any = None, text_length: int = 32
+                       ) -> dual_encoder_model.DualEncoderModel:
+  module = dual_encoder_model.build_module(model, vocab_size=vocab_size, dtype=_dtype(dtype))
+  return dual_encoder_model.DualEncoderModel(module, loss=model.get("loss", "sigmoid"), mesh=mesh,
+                                             text_length=text_length, vocab=vocab)
+
+
+BUILDERS: dict[str, Callable[..., Any]] = {"vlm": build_vlm, "dual_encoder": build_dual_encoder}
+
+
+def build(model: Mapping[str, Any], **kwargs: Any) -> Any:
+  kind = model.get("kind")
+  if kind not in BUILDERS:
+    raise ConfigError(f"config.model.kind={kind!r} is not one of {sorted(BUILDERS)}")
+  return BUILDERS[kind](model, **kwargs)

@@ -1,0 +1,91 @@
+"""A trained stage back from its workdir: config, vocabulary, model and parameters.
+
+The train command writes `<workdir>/config.json` (the whole stage config) next to the orbax
+checkpoints, so a workdir alone is enough to rebuild the model for captioning, evaluation or the
+next stage: `load_trained(workdir)`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from vidistill.models import build as build_lib
+from vidistill.parallel import partitioning
+from vidistill.train import checkpoints as ckpt_lib
+from vidistill.train import stage_input
+
+CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass
+class Trained:
+  config: ml_collections.ConfigDict
+  vocab: Any
+  model: Any
+  params: Any
+
+
+def write_config(config: ml_collections.ConfigDict, workdir: str) -> str:
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, CONFIG_FILE)
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+  os.replace(tmp, path)
+  return path
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(_workdir_of(workdir), CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} does not exist: {workdir!r} is not a workdir written by "
+                            "`vidistill train` (it writes config.json beside checkpoints/)")
+  with open(path, encoding="utf-8") as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def _workdir_of(path: str) -> str:
+  path = os.path.abspath(path)
+  for candidate in (path, os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
+    if os.path.exists(os.path.join(candidate, CONFIG_FILE)):
+      return candidate
+  return path
+
+
+def example_batch(config: ml_collections.ConfigDict, frames: int, resolution: int
+                  ) -> dict[str, np.ndarray]:
+  """A one-example batch of the model's input shapes (for init / eval_shape)."""
+  lengths = dict(config.data.seq_lengths)
+  video = np.zeros((1, frames, resolution, resolution, 3), np.uint8)
+  if config.model.kind == "vlm":
+    return {"video": video, "prompt_tokens": np.zeros((1, lengths.get("inputs", 32)), np.int32),
+            "target_tokens": np.zeros((1, lengths.get("targets", 32)), np.int32)}
+  return {"video": video, "text_tokens": np.zeros((1, lengths["targets"]), np.int32)}
+
+
+def load_trained(workdir: str, *, vocab: Any = None) -> Trained:
+  """The stage in `workdir` (or one of its checkpoint dirs), its latest complete checkpoint."""
+  config = read_config(workdir)
+  vocab = vocab or stage_input.vocabulary(config.data)
+  model = build_lib.build(config.model, vocab_size=vocab.vocab_size, vocab=vocab,
+                          text_length=int(config.data.seq_lengths.get("targets", 32)))
+  frames, resolution = _input_size(config)
+  variables = model.init(jax.random.key(0), example_batch(config, frames, resolution))
+  params = partitioning.unbox(variables["params"])
+  params = ckpt_lib.load_params(workdir, params, strict=True)
+  if hasattr(model, "with_params"):
+    model = model.with_params(params)
+  return Trained(config=config, vocab=vocab, model=model, params=params)
+
+
+def _input_size(config: ml_collections.ConfigDict) -> tuple[int, int]:
+  if config.data.source == "world":
+    info = stage_input.world_info(config.data.world)["config"]
+    return int(info["num_frames"]), int(info["resolution"])
+  return int(config.data.num_frames), int(config.data.resolution)

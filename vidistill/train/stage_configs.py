@@ -1,0 +1,134 @@
+"""What the stage configs (configs/train/*.py) share: arguments, model sizes, the data block.
+
+    arg = parse_stage_arg("visual_adaptation", arg)     # in a config file's get_config(arg)
+    config = stage_config(arg, model=vlm_model(arg.variant), data=dict(split="labeled", ...))
+
+Arguments of every stage: `variant` (tiny | quick | default | paper), `world=` (the synthetic
+world directory), `init=` (the previous stage's workdir), `steps=`, `seed=`, `batch=`; the dual
+encoder adds `source=` (its caption source) and `fraction=` (of the pool). The rest via
+`--config.key=value`. Model sizes are names decoded by the model modules (vit "mu/8", t5 "tiny").
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import ml_collections
+
+from vidistill import config_args
+from vidistill.train import config as train_config
+
+VARIANTS = ("tiny", "quick", "default", "paper")
+
+# Per variant: steps, global batch, peak lr, warmup, frames/res the world is made with.
+_RUN = {
+    "tiny": dict(steps=4, batch=4, lr=1e-3, warmup=1, log_every=1, checkpoint_every=2),
+    "quick": dict(steps=150, batch=32, lr=3e-3, warmup=20, log_every=25, checkpoint_every=50),
+    "default": dict(steps=600, batch=64, lr=2e-3, warmup=50, log_every=50, checkpoint_every=200),
+    # Paper scale (PaLI-3 fine-tuning recipes): cannot run here; `--dry_run` resolves it.
+    "paper": dict(steps=20_000, batch=256, lr=1e-4, warmup=1000, log_every=100,
+                  checkpoint_every=1000),
+}
+
+
+def parse_stage_arg(stage: str, arg: str | None, **extra: Any) -> ml_collections.ConfigDict:
+  """`variant[,world=DIR][,init=DIR][,steps=N][,seed=N][,batch=B]` (+ the stage's `extra`)."""
+  parsed = config_args.parse_arg(arg, variant="default", world="", init="", steps=0, seed=0,
+                                 batch=0, **extra)
+  config_args.pick_variant(parsed.variant, dict.fromkeys(VARIANTS), f"configs/train/{stage}.py")
+  return parsed
+
+
+def vlm_model(variant: str) -> ml_collections.ConfigDict:
+  """The video VLM: SigLIP-style ViT per frame -> video tokens -> T5/UL2 encoder-decoder."""
+  vit = {"tiny": "mu/8", "quick": "nu/8", "default": "nu/8", "paper": "G/14"}[variant]
+  t5 = {"tiny": "tiny", "quick": "tiny", "default": "tiny", "paper": "ul2_3b"}[variant]
+  m = ml_collections.ConfigDict()
+  m.kind = "vlm"                        # vidistill/models/build.py: the PaLI-style video VLM.
+  m.vit = ml_collections.ConfigDict(dict(
+      variant=vit,                      # ViT size/patch (vidistill/models/vit.py sizes).
+      pool_type="none",                 # The LM reads the patch tokens, not a pooled vector.
+  ))
+  m.video = ml_collections.ConfigDict(dict(
+      max_frames=16,                    # Temporal embedding table length (>= frames per clip).
+      temporal_embedding=True,          # Learned, zero at init: an image model stays unchanged.
+      spatial_tokens=None if variant == "paper" else 4,  # Tokens per frame (None: whole grid).
+      temporal_pool=1,                  # Average this many consecutive frames' tokens.
+  ))
+  m.t5 = ml_collections.ConfigDict(dict(
+      variant=t5,                       # T5/UL2 size (vidistill/models/t5.py SIZES/ALIASES).
+  ))
+  m.z_loss = 1e-4                       # PaLM's z-loss on the decoder logits (0: off).
+  return m
+
+
+def dual_encoder_model(variant: str) -> ml_collections.ConfigDict:
+  """The video-text dual encoder: ViT per frame + temporal pooling, text transformer."""
+  m = ml_collections.ConfigDict()
+  m.kind = "dual_encoder"               # vidistill/models/build.py.
+  m.embed_dim = {"tiny": 16, "quick": 64, "default": 64, "paper": 1152}[variant]  # Shared width.
+  m.vit = ml_collections.ConfigDict(dict(
+      variant={"tiny": "mu/8", "quick": "nu/8", "default": "nu/8", "paper": "So400m/14"}[variant],
+      pool_type="map" if variant == "paper" else "gap",  # Per-frame pooling (MAP as SigLIP).
+  ))
+  m.text = ml_collections.ConfigDict(dict(
+      variant={"tiny": "mu", "quick": "nu", "default": "nu", "paper": "So400m"}[variant],
+      max_len=64,                       # Longest caption in tokens (positions table).
+      pool_type="last",                 # Pool the last real token (EOS).
+  ))
+  m.temporal_type = "mean"              # "mean" of frame embeddings, or a "transformer".
+  m.loss = "sigmoid"                    # "sigmoid" (SigLIP) or "softmax" (CLIP).
+  m.temperature_init = 2.302585         # log(10), SigLIP's init of the log-temperature.
+  m.bias_init = -10.0                   # SigLIP's logit bias init (ignored by softmax).
+  return m
+
+
+def stage_config(arg: ml_collections.ConfigDict, *, stage: str, model: ml_collections.ConfigDict,
+                 data: Mapping[str, Any], frozen: tuple[str, ...] = (),
+                 lr_scale: float = 1.0) -> ml_collections.ConfigDict:
+  """The trainer's schema (vidistill/train/config.py) filled for one stage of the method."""
+  run = _RUN[arg.variant]
+  c = train_config.base_config()
+  c.stage = stage                       # Which stage of the method (recorded).
+  c.variant = arg.variant               # Which preset the sizes come from (recorded).
+  c.seed = arg.seed
+  c.total_steps = arg.steps or run["steps"]
+  c.batch_size = arg.batch or run["batch"]
+  c.optim.lr = run["lr"] * lr_scale
+  c.optim.weight_decay = 1e-4
+  c.schedule.warmup_steps = min(run["warmup"], c.total_steps)
+  c.log_every = run["log_every"]
+  c.checkpoint_every = run["checkpoint_every"]
+  c.keep_checkpoints = 2
+  c.frozen = frozen
+  c.init.checkpoint = arg.init          # The previous stage's workdir ("" for the first stage).
+  c.init.strict = True
+  c.model = model
+
+  d = ml_collections.ConfigDict()
+  d.source = "world"                    # "world" (synthetic) or "annotations" (a real data set).
+  d.world = arg.world                   # The synthetic world directory (vidistill data synth).
+  d.vocab = ""                          # SentencePiece model; "" = <world>/vocab.model.
+  d.split = "labeled"                   # World split to train on.
+  d.kind = "caption"                    # caption | instruction | contrastive (seqio task kind).
+  d.caption_key = "gold_captions"       # Field holding the text (str or list: one drawn per pass).
+  d.prompt = "caption en:"              # Encoder prompt of caption tasks.
+  d.captions_dir = ""                   # Pseudo-caption job output to train on ("" = none).
+  d.captions_prompt = ""                # Which of its prompts ("" = all).
+  d.fraction = 1.0                      # Fraction of the split's clips used (nested subsets).
+  d.fraction_seed = 0                   # Seed of that subset.
+  d.instructions_per_video = 4          # Instruction kind: synthesised pairs per clip.
+  d.passes = 1                          # Caption draws per clip held in memory.
+  d.seq_lengths = ml_collections.ConfigDict({"inputs": 32, "targets": 48})  # Token lengths.
+  d.reader = ""                         # source="annotations": annotations.READERS name,
+  d.annotations = ""                    #   its annotation file,
+  d.video_root = ""                     #   and the video directory.
+  d.num_frames = 16 if arg.variant == "paper" else 8   # source="annotations": frames per clip.
+  d.resolution = 224 if arg.variant == "paper" else 32  # source="annotations": frame side (px).
+  d.seed = arg.seed                     # Seed of caption draws and instruction synthesis.
+  d.update(dict(data))
+  c.data = d
+  c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "model": 1})
+  if arg.variant == "paper":
+    c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 16, "model": 1})  # v5e-256-ish pod.
+    c.dtype = "bfloat16"
+  return c

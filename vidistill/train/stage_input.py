@@ -1,0 +1,180 @@
+"""What a stage trains on: its config's `data` section -> seqio task -> the trainer's batches.
+
+    data.source = "world"         a split of the synthetic world (shards + truth), text from
+                                  data.caption_key ("short_caption", "gold_captions", "alt_text",
+                                  "caption" ...), or from data.captions_dir (the pseudo-captioning
+                                  job's output) when it is set
+    data.source = "annotations"   a real data set: data.reader (annotations.READERS name),
+                                  data.annotations (file), data.video_root
+    data.kind   = "caption" | "instruction" | "contrastive"
+
+Instruction data is synthesised here, from the world's event lists (vidistill/data/instructions.py),
+`data.instructions_per_video` per clip with the stage's seed. The seqio task does the tokenising;
+its examples are then held in memory (data.in_memory, the CPU-scale default), which makes resume
+O(1) and the global batch independent of the number of processes (vidistill/train/input.py).
+"""
+from __future__ import annotations
+
+import functools
+import glob
+import json
+import os
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+
+from vidistill.data import instructions
+from vidistill.data import shards
+from vidistill.data import tasks
+from vidistill.data import vocab as vocab_lib
+from vidistill.train import input as input_lib
+
+KINDS = ("caption", "instruction", "contrastive")
+# seqio's feature names -> the model's batch keys.
+RENAME = {"vlm": {"inputs": "prompt_tokens", "targets": "target_tokens"},
+          "dual_encoder": {"targets": "text_tokens"}}
+
+
+class StageDataError(ValueError):
+  """The data section of a stage config names something that is not there."""
+
+
+def vocabulary(data: Mapping[str, Any]):
+  path = data.get("vocab") or os.path.join(data["world"], "vocab.model")
+  return vocab_lib.load_vocabulary(path)
+
+
+def world_info(world_dir: str) -> dict[str, Any]:
+  path = os.path.join(world_dir, "world.json")
+  if not os.path.exists(path):
+    raise StageDataError(f"data.world={world_dir!r} is not a synthetic world (no world.json); make "
+                         "one with `vidistill data synth --config configs/data/synthetic.py "
+                         f"--workdir {world_dir}`")
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def _truth(world_dir: str, split: str) -> dict[str, dict[str, Any]]:
+  with open(os.path.join(world_dir, "truth", f"{split}.jsonl"), encoding="utf-8") as f:
+    return {r["id"]: r for r in map(json.loads, f)}
+
+
+def _split_shards(world_dir: str, split: str) -> list[str]:
+  paths = sorted(glob.glob(os.path.join(world_dir, "shards", f"{split}-*.tfrecord")))
+  if not paths:
+    raise StageDataError(f"no shards of split {split!r} in {world_dir}/shards; the world's splits "
+                         f"are {sorted(world_info(world_dir)['splits'])}")
+  return paths
+
+
+def select_fraction(ids: list[str], fraction: float, seed: int) -> set[str]:
+  """A seeded subset of `ids`; smaller fractions are subsets of larger ones (nested pools)."""
+  if not 0 < fraction <= 1:
+    raise StageDataError(f"data.fraction={fraction} must be in (0, 1]")
+  order = np.random.default_rng(seed).permutation(len(ids))
+  keep = max(1, int(round(fraction * len(ids))))
+  return {ids[i] for i in sorted(order[:keep])}
+
+
+def _world_examples(data: Mapping[str, Any], texts: Mapping[str, list[str]] | None
+                    ) -> Callable[[str], Iterator[dict[str, Any]]]:
+  """examples_fn(split) over the world's shards: frames + the stage's text fields."""
+  world_dir, split = data["world"], data["split"]
+  key = data.get("caption_key") or "caption"
+  fraction = float(data.get("fraction", 1.0) or 1.0)
+  truth = _truth(world_dir, split)
+  keep = select_fraction(sorted(truth), fraction, int(data.get("fraction_seed", 0)))
+  synth = instructions.TemplateSynthesizer(per_video=int(data.get("instructions_per_video", 4)))
+
+  def examples(_: str) -> Iterator[dict[str, Any]]:
+    for index, ex in enumerate(shards.read_shards(_split_shards(world_dir, split))):
+      vid = ex["id"]
+      if vid not in keep:
+        continue
+      frames = ex["frames"]
+      if data["kind"] == "instruction":
+        events = instructions.events_from_synthetic(truth[vid]["events"])
+        rng = np.random.default_rng([int(data.get("seed", 0)), index])
+        for ins in synth(events, rng):
+          yield {"id": vid, "frames": frames, "question": ins.instruction, "answer": ins.answer}
+        continue
+      if texts is not None:
+        captions = texts.get(vid)
+        if not captions:
+          continue  # A clip the captioning job failed on: left out, as a data set would.
+      else:
+        value = ex.get(key, truth[vid].get(key))
+        if value is None:
+          raise StageDataError(f"clip {vid!r} of split {split!r} has no field "
+                               f"data.caption_key={key!r}; it has {sorted(truth[vid])}")
+        captions = [value] if isinstance(value, str) else list(value)
+      yield {"id": vid, "frames": frames, "captions": captions}
+
+  return examples
+
+
+def make_task(data: Mapping[str, Any], vocab: Any, name: str):
+  """The stage's seqio task (not registered: nothing global changes)."""
+  kind = data["kind"]
+  if kind not in KINDS:
+    raise StageDataError(f"data.kind={kind!r} is not one of {KINDS}")
+  if data.get("source", "world") == "annotations":
+    from vidistill.data import annotations  # pylint: disable=g-import-not-at-top
+    records = annotations.READERS[data["reader"]](data["annotations"])
+    source = tasks.records_source({"train": records}, data["video_root"],
+                                  num_frames=int(data["num_frames"]),
+                                  resolution=int(data["resolution"]))
+    list_key = "captions"
+  else:
+    info = world_info(data["world"])["config"]
+    texts = None
+    if data.get("captions_dir"):
+      from vidistill.caption import results  # pylint: disable=g-import-not-at-top
+      texts = results.read_captions(data["captions_dir"], data.get("captions_prompt") or None)
+      if not texts:
+        raise StageDataError(f"data.captions_dir={data['captions_dir']!r} holds no captions")
+    frames = 1 if data["split"] == "image_text" else info["num_frames"]
+    if kind == "instruction":
+      source = tasks.examples_source(_world_examples(data, None), ["train"], num_frames=frames,
+                                     resolution=info["resolution"],
+                                     text_keys=("question", "answer"))
+    else:
+      source = tasks.examples_source(_world_examples(data, texts), ["train"], num_frames=frames,
+                                     resolution=info["resolution"], text_keys=(),
+                                     list_keys=("captions",))
+    list_key = "captions"
+  if kind == "caption":
+    return tasks.caption_task(name, source, vocab, caption_key=list_key,
+                              prompt=data.get("prompt", "caption en:"))
+  if kind == "instruction":
+    return tasks.instruction_task(name, source, vocab)
+  return tasks.contrastive_task(name, source, vocab, caption_key=list_key)
+
+
+def load_examples(data: Mapping[str, Any], vocab: Any, model_kind: str, *,
+                  name: str = "stage") -> list[dict[str, np.ndarray]]:
+  """Every example of the stage's task, tokenised, keys renamed for the model, strings dropped."""
+  task = make_task(data, vocab, name)
+  lengths = dict(data["seq_lengths"])
+  rename = RENAME[model_kind]
+  out = []
+  # Each clip's caption is drawn once per pass from its list, so `passes` > 1 keeps several.
+  for _ in range(int(data.get("passes", 1) or 1)):
+    ds = task.get_dataset(lengths, split="train", shuffle=False, seed=int(data.get("seed", 0)))
+    for ex in ds.as_numpy_iterator():
+      row = {rename.get(k, k): v for k, v in ex.items()
+             if k in ("video", "inputs", "targets") and (k != "inputs" or "inputs" in rename)}
+      out.append(row)
+  if not out:
+    raise StageDataError(f"the stage's data ({dict(data)}) has no examples")
+  return out
+
+
+def data_fn(data: Mapping[str, Any], examples: list[dict[str, np.ndarray]], *, batch_size: int,
+            seed: int, model_kind: str):
+  """The trainer's `data(start_step=, process_index=, process_count=)`."""
+  rename = RENAME[model_kind]
+  lengths = {rename.get(k, k): v for k, v in dict(data["seq_lengths"]).items()
+             if k in rename}
+  return functools.partial(input_lib.batches, examples, batch_size=batch_size,
+                           seq_lengths=lengths, seed=seed)
