@@ -136,10 +136,11 @@ def test_cli_errors_are_one_line(corpus, tmp_path):
   assert proc.returncode == 2
   assert f"{bad}:2" in proc.stderr and "allowed_schemes" in proc.stderr
   assert "Traceback" not in proc.stderr
-  # The real checkpoint loader is not wired yet: it says so instead of failing obscurely.
+  # A checkpoint that is not a `vidistill train` workdir: one line naming it, no traceback.
   code = ("from vidistill.caption import command; command.run('vidistill caption', "
           f"['--config', {CONFIG_PATH + ':tiny'!r}, '--checkpoint', '/ckpt', '--input', "
           f"{corpus['manifest']!r}, '--output', {str(tmp_path / 'real')!r}])")
   proc = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True,
                         timeout=120)
-  assert proc.returncode == 2 and "not wired yet" in proc.stderr
+  assert proc.returncode == 2 and "'/ckpt' is not a workdir written by" in proc.stderr
+  assert "Traceback" not in proc.stderr

@@ -54,3 +54,18 @@ def test_vocab_size_is_checked():
   config.vocab_size = 100
   with pytest.raises(Exception, match="config.vocab_size=100"):
     world.synth(config, "/nonexistent/never-written")
+
+
+def test_zero_shot_labels_are_each_clips_first_action(world_dir):
+  import csv
+  from vidistill.data.synthetic import vocab as world_vocab
+  with open(os.path.join(world_dir, "annotations", "test_kinetics.csv"), encoding="utf-8") as f:
+    rows = list(csv.DictReader(f))
+  truth = world.load_truth(world_dir, "test")
+  assert [r["youtube_id"] for r in rows] == [t["id"] for t in truth]
+  for row, record in zip(rows, truth):
+    first = min(record["events"], key=lambda e: (e["slot"], e["object"]))
+    assert row["label"] == world_vocab.ACTION_CLASS[first["action"]]
+    assert os.path.exists(os.path.join(world_dir, "videos", "test", row["youtube_id"] + ".mp4"))
+  info = world.load_world(world_dir)
+  assert info["chance"]["zero_shot_top1"] == round(1 / len(info["config"]["actions"]), 6)

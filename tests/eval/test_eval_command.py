@@ -105,7 +105,7 @@ def test_command_errors_are_one_line(world, tmp_path, monkeypatch, capsys):
   assert _run_command(base, monkeypatch) == 2
   assert "--checkpoint is required" in capsys.readouterr().err
   assert _run_command(base + ["--checkpoint", "/ckpt/vlm"], monkeypatch) == 2
-  assert "'vlm' model from '/ckpt/vlm'" in capsys.readouterr().err  # The seam, not wired yet.
+  assert "'/ckpt/vlm' is not a workdir written by `vidistill train`" in capsys.readouterr().err
   missing = ["--config", f"{config}:tiny,data={tmp_path}/nowhere", "--workdir", str(tmp_path),
              "--checkpoint", "/ckpt/vlm"]
   assert _run_command(missing, monkeypatch, fakes.FakeVLM()) == 2

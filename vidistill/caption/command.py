@@ -61,7 +61,7 @@ def main(argv: Sequence[str]) -> None:
     summary = job.run_job(config, captioner, f.input, f.output, video_root=f.video_root,
                           process_index=jax.process_index(), process_count=jax.process_count())
   except (ConfigError, ManifestError, units.PlanMismatchError, multihost.MultihostError,
-          NotImplementedError) as e:
+          FileNotFoundError) as e:
     raise flags_lib.UsageError(str(e)) from None
   overall = results.status(f.output)
   print(json.dumps({"process": summary.as_dict(), "output": overall}, sort_keys=True))

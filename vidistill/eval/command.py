@@ -94,7 +94,7 @@ def main(argv: Sequence[str]) -> None:
     model = common.load_model(config, flags.FLAGS.checkpoint)
     run_suite(config, model, workdir, checkpoint=flags.FLAGS.checkpoint, only=flags.FLAGS.only)
   except (ConfigError, common.EvalDataError, AnnotationError, VideoError,
-          NotImplementedError) as e:
+          NotImplementedError, FileNotFoundError) as e:
     raise flags_lib.UsageError(str(e)) from None
 
 

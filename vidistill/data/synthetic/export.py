@@ -13,8 +13,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from typing import Any, Iterable, Sequence
+
+from vidistill.data.synthetic import vocab
 
 # File names under DIR/annotations/, by split.
 FILES = {
@@ -22,7 +25,7 @@ FILES = {
     "labeled": ("labeled_vatex.json", "labeled_short_vatex.json"),
     "narratives": ("narratives_vidln.jsonl",),
     "pool": ("pool_internvid.jsonl",),
-    "test": ("test_msrvtt.json",),
+    "test": ("test_msrvtt.json", "test_kinetics.csv"),
     "qa": ("qa_nextqa.csv", "qa_msrvtt_qa.json", "map_vid_vidorID.json"),
 }
 # Truth-record fields each split's files are made from.
@@ -31,7 +34,7 @@ FIELDS = {
     "labeled": ("id", "gold_captions", "short_caption"),
     "narratives": ("id", "index", "split", "narrative", "actor_narratives", "timed_narrative"),
     "pool": ("id", "alt_text"),
-    "test": ("id", "index", "split", "gold_captions"),
+    "test": ("id", "index", "split", "gold_captions", "events"),
     "qa": ("id", "split", "questions"),
 }
 LAYOUTS = {"image_text": "coco", "labeled": "vatex", "narratives": "vidln", "pool": "internvid",
@@ -102,6 +105,16 @@ def msrvtt(records: Sequence[dict], duration: float) -> dict[str, Any]:
           "videos": videos, "sentences": sentences}
 
 
+KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
+
+
+def kinetics_rows(records: Sequence[dict], duration: float) -> list[list[Any]]:
+  """Kinetics CSV rows for zero-shot action classification: a clip's class is its FIRST event's
+  action (time order, then left to right), so chance is 1 / #actions (world.json)."""
+  return [[vocab.ACTION_CLASS[r["events"][0]["action"]], r["id"], 0, int(math.ceil(duration)),
+           "test"] for r in records]
+
+
 def nextqa_rows(records: Sequence[dict], num_frames: int, resolution: int) -> list[list[Any]]:
   rows = []
   for r in records:
@@ -140,7 +153,8 @@ def split_files(split: str, records: Sequence[dict], config: Any) -> dict[str, s
   if split == "pool":
     return {FILES[split][0]: dumps_lines(internvid(records, duration))}
   if split == "test":
-    return {FILES[split][0]: dumps(msrvtt(records, duration))}
+    return {FILES[split][0]: dumps(msrvtt(records, duration)),
+            FILES[split][1]: csv_text(KINETICS_COLUMNS, kinetics_rows(records, duration))}
   if split == "qa":
     rows = nextqa_rows(records, config.num_frames, config.resolution)
     return {FILES[split][0]: csv_text(NEXTQA_COLUMNS, rows),

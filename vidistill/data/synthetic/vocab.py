@@ -88,6 +88,14 @@ SHORT_PHRASE: dict[str, str] = {
     "appear": "is appearing", "disappear": "is disappearing", "stay_still": "is sitting still",
 }
 
+# Zero-shot classification class names (test_kinetics.csv labels): the action, as a gerund.
+ACTION_CLASS: dict[str, str] = {
+    "move_left": "moving left", "move_right": "moving right", "move_up": "moving up",
+    "move_down": "moving down", "grow": "growing", "shrink": "shrinking", "spin": "spinning",
+    "bounce": "bouncing", "change_colour": "changing colour", "appear": "appearing",
+    "disappear": "disappearing", "stay_still": "staying still",
+}
+
 # Words that reveal motion or time; alt-text must never contain any of them.
 MOTION_WORDS = frozenset(
     " ".join(list(ACTION_PHRASE.values()) + list(ACTION_PARAPHRASE.values())

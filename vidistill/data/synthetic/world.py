@@ -228,6 +228,9 @@ def chance_levels(config: ml_collections.ConfigDict) -> dict[str, float]:
       "qa_open_which": 1.0 / (len(config.colours) * len(config.shapes)),
       "qa_open_colour": 1.0 / (len(config.colours) - 1),
       "first_action_accuracy": 1.0 / len(config.actions),
+      # test_kinetics.csv labels a clip by its first action (uniform over actions; top-5 likewise).
+      "zero_shot_top1": 1.0 / len(config.actions),
+      "zero_shot_top5": min(1.0, 5.0 / len(config.actions)),
       "short_caption_action_accuracy": 1.0 / len({vocab.SHORT_PHRASE[a] for a in config.actions}),
   }
   if n_test:
