@@ -51,3 +51,14 @@ def test_resolve_steps_units():
     config_args.resolve_steps("total", {"total_steps": 1, "total_epochs": 1}, examples_per_step=1)
   with pytest.raises(ConfigError, match="dataset size"):
     config_args.resolve_steps("total", {"total_epochs": 1}, examples_per_step=1)
+
+
+def test_load_config_file_with_argument(tmp_path):
+  path = tmp_path / "c.py"
+  path.write_text("import ml_collections\n"
+                  "def get_config(arg=None):\n"
+                  "  return ml_collections.ConfigDict({'arg': arg})\n")
+  assert config_args.load_config(f"{path}:tiny,x=1").arg == "tiny,x=1"
+  assert config_args.load_config(str(path)).arg is None
+  with pytest.raises(ConfigError, match="does not exist"):
+    config_args.load_config(str(tmp_path / "missing.py") + ":tiny")

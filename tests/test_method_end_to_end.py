@@ -90,7 +90,10 @@ def test_caption_pool_then_dual_encoder_then_eval(run):
   de = _config("configs/train/dual_encoder.py", f"tiny,world={w},source=pseudo,steps=2,batch=8")
   de.data.captions_dir = dirs["captions"]
   de.checkpoint_every = 0
-  train_command.train_stage(de, dirs["de"])
+  de.eval_config = f"{ROOT}/configs/eval/retrieval.py:tiny,data={w},frames=8"  # Periodic eval hook.
+  result = train_command.train_stage(de, dirs["de"])
+  assert any(k.startswith("eval/synthetic_test/t2v/R@1") for k in result.history[-1][1])
+  assert os.path.exists(os.path.join(dirs["de"], "eval", "2", "results.json"))
 
   suite = _config("configs/eval/retrieval.py", f"tiny,data={w},frames=8")
   model = common.load_model(suite, dirs["de"])

@@ -121,3 +121,17 @@ def pick_variant(name: str, variants: Mapping[str, Any], config_file: str) -> An
   if name not in variants:
     raise ConfigError(f"unknown variant {name!r} for {config_file}; expected one of {list(variants)}")
   return variants[name]
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """`"path/to/config.py[:arg]"` -> its `get_config(arg)`, as `--config` would load it."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise ConfigError(f"config file {path!r} (from {spec!r}) does not exist")
+  module_spec = importlib.util.spec_from_file_location(
+      "vidistill_config_" + os.path.splitext(os.path.basename(path))[0], path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()

@@ -48,11 +48,42 @@ def train_stage(config, workdir: str):
   restore.write_config(config, workdir)
   data = stage_input.data_fn(config.data, examples, batch_size=int(config.batch_size),
                              seed=int(config.seed), model_kind=config.model.kind)
-  result = trainer.train(config, workdir, model, data)
+  result = trainer.train(config, workdir, model, data,
+                         eval_hooks=eval_hooks(config, model, vocab, workdir))
   last = result.history[-1][1] if result.history else {}
   logging.info("train: finished at step %d (%s)", result.step,
                ", ".join(f"{k}={v:.4g}" for k, v in sorted(last.items())))
   return result
+
+
+def eval_hooks(config, model, vocab, workdir: str) -> list:
+  """`config.eval_config` ("path/to/suite.py:arg", e.g. configs/eval/retrieval.py:tiny,data=W) as
+  a trainer hook: the suite runs on the current params every `eval_every` steps and at the end,
+  writing <workdir>/eval/<step>/results.json and logging every number."""
+  spec = config.get("eval_config") or ""
+  if not spec:
+    return []
+  import os  # pylint: disable=g-import-not-at-top
+  from vidistill.eval import command as eval_command  # pylint: disable=g-import-not-at-top
+  from vidistill.eval.evaluators import common  # pylint: disable=g-import-not-at-top
+  from vidistill.models import vlm_text  # pylint: disable=g-import-not-at-top
+  from vidistill import config_args  # pylint: disable=g-import-not-at-top
+  suite = config_args.load_config(spec)
+
+  def hook(step, params):
+    if config.model.kind == "vlm":
+      lengths = config.data.seq_lengths
+      runner = vlm_text.VLMText(model, params, vocab, prompt_length=int(lengths.get("inputs", 32)),
+                                answer_length=int(lengths.get("targets", 32)))
+      bound = common.VLMGenerator(runner, vlm_text.decode_config(suite.model.get("decode", {})))
+    else:
+      bound = model.with_params(params)
+    out = eval_command.run_suite(suite, bound, os.path.join(workdir, "eval", str(step)),
+                                 checkpoint=f"{workdir}@{step}")
+    return {f"eval/{name}/{k}": v for name, metrics in out["results"].items()
+            for k, v in metrics.items() if isinstance(v, (int, float))}
+
+  return [hook]
 
 
 def dry_run(config) -> dict:

@@ -100,6 +100,8 @@ def stage_config(arg: ml_collections.ConfigDict, *, stage: str, model: ml_collec
   c.checkpoint_every = run["checkpoint_every"]
   c.keep_checkpoints = 2
   c.frozen = frozen
+  c.eval_config = ""                    # Eval suite run every eval_every steps (and at the end):
+                                        #   "configs/eval/retrieval.py:tiny,data=<world>"; "" = none.
   c.init.checkpoint = arg.init          # The previous stage's workdir ("" for the first stage).
   c.init.strict = True
   c.model = model
