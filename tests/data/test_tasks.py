@@ -88,3 +88,17 @@ def test_bad_frames_shape_names_example(vocab):
   src = tasks.examples_source(bad, ["train"], num_frames=T, resolution=R, text_keys=("caption",))
   with pytest.raises(Exception, match="clip7"):
     _first(tasks.caption_task("t_bad", src, vocab))
+
+
+def test_shards_source_feeds_the_same_examples(vocab, tmp_path):
+  from vidistill.data import shards
+  rows = list(_examples("train"))
+  shards.write_shards(rows, str(tmp_path / "train"), 2)
+  src = tasks.shards_source({"train": str(tmp_path / "train-*")})
+  got = _first(tasks.caption_task("t_shards", src, vocab, caption_key="captions"))
+  by_id = {ex["id"].decode(): ex for ex in got}
+  assert sorted(by_id) == sorted(r["id"] for r in rows)
+  for row in rows:
+    ex = by_id[row["id"]]
+    np.testing.assert_array_equal(ex["video"], row["frames"])
+    assert ex["targets_pretokenized"].decode() in row["captions"]

@@ -76,6 +76,25 @@ def examples_source(examples_fn: ExamplesFn, splits: Sequence[str], *, num_frame
   return seqio.FunctionDataSource(dataset_fn, splits=list(splits))
 
 
+def shards_source(patterns: Mapping[str, str | Sequence[str]]) -> seqio.FunctionDataSource:
+  """A source over example shards (vidistill/data/shards.py), one file pattern per split.
+
+  The examples keep every field they were written with ("id", "frames", text fields, lists of
+  text); a task's `caption_key` names the one it reads. Hosts read disjoint parts of the files
+  (seqio passes the shard info through `shuffle_files`/`seed` only, so sharding across hosts is
+  the trainer's input pipeline's job).
+  """
+  from vidistill.data import shards  # pylint: disable=g-import-not-at-top
+
+  def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
+    del shuffle_files, seed  # Files are read in order; the task shuffles examples.
+    if split not in patterns:
+      raise ValueError(f"split {split!r} is not one of the shard source's {sorted(patterns)}")
+    return shards.as_tf_dataset(patterns[split])
+
+  return seqio.FunctionDataSource(dataset_fn, splits=list(patterns))
+
+
 def records_source(records: Mapping[str, Sequence[VideoRecord]], video_root: str, *,
                    num_frames: int, resolution: int) -> seqio.FunctionDataSource:
   """A source decoding the video of each annotation record (any real format's reader output).
@@ -114,7 +133,8 @@ def _pick_text(value: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 
 def _rename_video(ex: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-  return {VIDEO: ex["frames"], "id": ex["id"]}
+  # Shards parse frames with a run-time shape; seqio checks the rank statically.
+  return {VIDEO: tf.ensure_shape(ex["frames"], [None, None, None, 3]), "id": ex["id"]}
 
 
 @seqio.map_over_dataset(num_seeds=1)
