@@ -38,8 +38,8 @@ COMMANDS: dict[str, Command] = {
                        " VLM, multi-host and resumable, exactly once"),
     "eval": Command("vidistill.eval.command", "evaluate a checkpoint: retrieval, captioning, QA, "
                     "zero-shot classification"),
-    "pipeline": Command(None, "run the whole method end to end on the synthetic world and write a "
-                        "report", "issue 8 (pipeline)"),
+    "pipeline": Command("vidistill.pipeline.command", "run the whole method end to end on the "
+                        "synthetic world and write a report"),
     "bench": Command(None, "speed and memory benchmarks, as ratios against in-run baselines",
                      "issue 9 (benchmarks)"),
 }

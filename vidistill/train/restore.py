@@ -76,9 +76,12 @@ def load_trained(workdir: str, *, vocab: Any = None) -> Trained:
   model = build_lib.build(config.model, vocab_size=vocab.vocab_size, vocab=vocab,
                           text_length=int(config.data.seq_lengths.get("targets", 32)))
   frames, resolution = _input_size(config)
-  variables = model.init(jax.random.key(0), example_batch(config, frames, resolution))
-  params = partitioning.unbox(variables["params"])
-  params = ckpt_lib.load_params(workdir, params, strict=True)
+  # Every parameter comes from the checkpoint, so the template needs shapes and dtypes only:
+  # no init is run (eager flax init compiles each op; even jitted it is one large compile).
+  shapes = jax.eval_shape(model.init, jax.random.key(0), example_batch(config, frames, resolution))
+  template = jax.tree.map(lambda s: jax.device_put(np.zeros(s.shape, s.dtype)),
+                          partitioning.unbox(shapes["params"]))
+  params = ckpt_lib.load_params(workdir, template, strict=True)
   if hasattr(model, "with_params"):
     model = model.with_params(params)
   return Trained(config=config, vocab=vocab, model=model, params=params)

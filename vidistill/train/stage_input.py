@@ -6,6 +6,9 @@
                                   job's output) when it is set
     data.source = "annotations"   a real data set: data.reader (annotations.READERS name),
                                   data.annotations (file), data.video_root
+    data.source = "text"          text only (the language model's pre-training, as UL2's): every
+                                  sentence of the world's splits data.text_splits, each after the
+                                  prompt it answers, over one blank frame
     data.kind   = "caption" | "instruction" | "contrastive"
 
 Instruction data is synthesised here, from the world's event lists (vidistill/data/instructions.py),
@@ -113,11 +116,56 @@ def _world_examples(data: Mapping[str, Any], texts: Mapping[str, list[str]] | No
   return examples
 
 
+def text_pairs(record: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+  """(prompt, sentence) pairs of one truth record: what the decoder must learn to say, after what.
+
+  Captions follow the captioning prompts, answers their question, instruction answers their
+  instruction, so the frozen LM of stage 1 already knows every style and motion word.
+  """
+  for key in ("caption", "gold_caption", "short_caption", "alt_text", "narrative"):
+    if record.get(key):
+      yield "caption en:", record[key]
+  for key in ("gold_captions", "frame_captions"):
+    for text in record.get(key) or ():
+      yield "caption en:", text
+  for q in record.get("questions") or ():
+    if q.get("answer"):
+      yield q["question"], str(q["answer"])
+  if record.get("events"):
+    for ins in instructions.template_instructions(
+        instructions.events_from_synthetic(record["events"])):
+      yield ins.instruction, ins.answer
+
+
+def _text_examples(data: Mapping[str, Any], resolution: int
+                   ) -> Callable[[str], Iterator[dict[str, Any]]]:
+  """examples_fn(split) of the text-only source: one blank frame, a prompt and a sentence."""
+  splits = [s.strip() for s in str(data.get("text_splits") or "").split(",") if s.strip()]
+  if not splits:
+    raise StageDataError("data.source='text' needs data.text_splits, e.g. 'image_text,labeled'")
+  blank = np.zeros((1, resolution, resolution, 3), np.uint8)
+
+  def examples(_: str) -> Iterator[dict[str, Any]]:
+    for split in splits:
+      for vid, record in _truth(data["world"], split).items():
+        # dict.fromkeys: repeated pairs (a static object's frame captions) are kept once.
+        for i, (prompt, text) in enumerate(dict.fromkeys(text_pairs(record))):
+          yield {"id": f"{vid}:{i}", "frames": blank, "question": prompt, "answer": text}
+
+  return examples
+
+
 def make_task(data: Mapping[str, Any], vocab: Any, name: str):
   """The stage's seqio task (not registered: nothing global changes)."""
   kind = data["kind"]
   if kind not in KINDS:
     raise StageDataError(f"data.kind={kind!r} is not one of {KINDS}")
+  if data.get("source", "world") == "text":
+    info = world_info(data["world"])["config"]
+    source = tasks.examples_source(_text_examples(data, info["resolution"]), ["train"],
+                                   num_frames=1, resolution=info["resolution"],
+                                   text_keys=("question", "answer"))
+    return tasks.instruction_task(name, source, vocab)
   if data.get("source", "world") == "annotations":
     from vidistill.data import annotations  # pylint: disable=g-import-not-at-top
     records = annotations.READERS[data["reader"]](data["annotations"])

@@ -1,0 +1,115 @@
+"""`vidistill pipeline`: the whole method end to end, and its report (docs/pipeline.md).
+
+    vidistill pipeline --config configs/pipeline.py:quick --workdir /tmp/vd_quick
+    vidistill pipeline --config configs/pipeline.py:default --workdir /tmp/vd --seeds 3
+    vidistill pipeline --config configs/pipeline.py:paper --workdir /tmp/vd_paper --dry_run
+
+Variants: `quick` (every step on a very small world: the end-to-end test, ~2-3 min on 2 cores),
+`default` (the miniature reproduction of the paper's claims, <= 15 min on 2 cores), `paper` (the
+real recipe: imported ViT-G/14 + UL2-3B, SMiT, VidLN, VideoCC + InternVid, MSR-VTT; cannot run
+here, `--dry_run` resolves it). Arguments: `seeds=` (repeats with seeds 0..N-1), `world=` (use an
+existing world directory instead of making one). Anything else via `--config.key=value`.
+"""
+import ml_collections
+
+from vidistill import config_args
+
+_STAGES = ("text_pretrain", "image_pretrain", "visual_adaptation", "language_adaptation")
+
+# Per variant. Stage entries: (steps, batch). `world`: configs/data/synthetic.py argument.
+_VARIANTS = {
+    "quick": dict(
+        world="quick", world_splits=dict(image_text=400, labeled=160, narratives=80, pool=320,
+                                         test=64, qa=48),
+        stage_variant="quick", text_splits="labeled",
+        stages=dict(text_pretrain=(60, 32), image_pretrain=(60, 32), visual_adaptation=(60, 32),
+                    language_adaptation=(40, 32)),
+        de_steps=40, de_batch=32, de_variant="quick", fractions=(0.25, 0.5, 1.0),
+        caption_batch=32, caption_unit=64, caption_decode_len=32, eval_max=48, eval_batch=16,
+        samples=3),
+    "default": dict(
+        world="quick", world_splits=dict(image_text=3000, labeled=1500, narratives=600,
+                                         pool=4000, test=400, qa=300),
+        stage_variant="default", text_splits="image_text,labeled,narratives",
+        stages=dict(text_pretrain=(500, 64), image_pretrain=(600, 64),
+                    visual_adaptation=(1200, 64), language_adaptation=(600, 64)),
+        de_steps=300, de_batch=128, de_variant="default", fractions=(0.125, 0.25, 0.5, 1.0),
+        caption_batch=64, caption_unit=512, caption_decode_len=40, eval_max=0, eval_batch=64,
+        samples=4),
+    # The real recipe (paper Sec. 3-4): PaLI-3's ViT-G/14 + UL2-3B imported, not pre-trained here.
+    "paper": dict(
+        world="", world_splits={}, stage_variant="paper", text_splits="",
+        stages=dict(text_pretrain=(0, 0), image_pretrain=(0, 0),
+                    visual_adaptation=(20_000, 256), language_adaptation=(20_000, 256)),
+        de_steps=100_000, de_batch=1024, de_variant="paper", fractions=(0.125, 0.25, 0.5, 1.0),
+        caption_batch=64, caption_unit=1024, caption_decode_len=64, eval_max=0, eval_batch=64,
+        samples=8),
+}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """`variant[,seeds=N][,world=DIR]`, e.g. "quick" or "default,seeds=3"."""
+  arg = config_args.parse_arg(arg, variant="default", seeds=1, world="")
+  v = config_args.pick_variant(arg.variant, _VARIANTS, "configs/pipeline.py")
+  c = ml_collections.ConfigDict()
+  c.variant = arg.variant               # Which preset the sizes below come from (recorded).
+  c.seeds = arg.seeds                   # Training repeats (seeds 0..N-1) sharing one world.
+
+  # Step 1: the synthetic world (configs/data/synthetic.py), made in <workdir>/world.
+  c.world = ml_collections.ConfigDict(dict(
+      dir=arg.world,                    # An existing world to use ("" = make <workdir>/world).
+      config_arg=v["world"],            # configs/data/synthetic.py argument ("" = real data).
+      splits=ml_collections.ConfigDict(v["world_splits"]),  # Split sizes over the preset's.
+      num_workers=2,                    # Processes rendering clips.
+  ))
+
+  # Steps 2-4: the VLM stages (configs/train/<stage>.py), each initialised from the previous one.
+  c.stage_variant = v["stage_variant"]  # Variant of configs/train/*.py (model sizes, lr).
+  c.stages = ml_collections.ConfigDict()
+  for name in _STAGES:
+    steps, batch = v["stages"][name]
+    c.stages[name] = ml_collections.ConfigDict(dict(
+        steps=steps,                    # Training steps (0: the stage is skipped; paper imports).
+        batch=batch,                    # Global batch.
+    ))
+  c.text_splits = v["text_splits"]      # World splits whose sentences text_pretrain reads.
+  c.lm_unfrozen_ablation = True         # Also stage 1 with the LM trained (paper's motivation).
+
+  # Step 5: pseudo-captioning of the pool (configs/caption/pseudo_caption.py).
+  c.caption = ml_collections.ConfigDict(dict(
+      batch_size=v["caption_batch"],    # Clips per captioner call.
+      unit_size=v["caption_unit"],      # Clips per committed work unit.
+      max_decode_len=v["caption_decode_len"],  # Most tokens in a pseudo-caption.
+      frame_frames=1,                   # Frames the image VLM sees for "per-frame" captions.
+  ))
+
+  # Step 6: dual encoders (configs/train/dual_encoder.py), one per caption source and pool size.
+  c.dual_encoder = ml_collections.ConfigDict(dict(
+      variant=v["de_variant"],          # Variant of configs/train/dual_encoder.py.
+      steps=v["de_steps"],              # Training steps of every run.
+      batch=v["de_batch"],              # Global batch (contrastive: the negatives per step).
+      sources=("alt_text", "frame", "pseudo", "gold"),  # Caption sources on the whole pool.
+      scaling_sources=("pseudo", "alt_text"),           # Sources of the scaling curve.
+      fractions=v["fractions"],         # Pool fractions of the scaling curve (nested subsets).
+  ))
+
+  # Step 7: evaluation (configs/eval/*.py) on the world's held-out test and QA splits.
+  c.eval = ml_collections.ConfigDict(dict(
+      max=v["eval_max"],                # Records per evaluator (0 = all).
+      batch=v["eval_batch"],            # Clips per model call.
+  ))
+  c.report = ml_collections.ConfigDict(dict(
+      samples=v["samples"],             # Held-out clips shown with every model's caption.
+  ))
+  if arg.variant == "paper":
+    c.paper = ml_collections.ConfigDict(dict(
+        data="/data",                   # Root of the downloaded data sets (docs/datasets.md).
+        vit_import="/ckpt/pali3/vit_g14.npz",          # big_vision ViT-G/14 weights.
+        lm_import="/ckpt/ul2_3b/model.safetensors",    # UL2-3B (HF safetensors).
+        stage1="smit/train_set.txt",                   # Spoken Moments in Time (visual adapt.).
+        stage2="vidln/OVIS_train.jsonl",               # VidLN narratives (language adapt.).
+        pool=("videocc/video_cc_public.csv", "internvid/InternVid-10M-FLT.jsonl"),
+        eval="msrvtt/MSRVTT_data.json",                # MSR-VTT retrieval / captioning.
+        mesh_devices=256,                              # Abstract mesh of the dry run (v5e-256).
+    ))
+  return c

@@ -1,0 +1,90 @@
+"""The runner on fake steps: skipping, --only, --from, progress lines, a crash costs one step."""
+import json
+import os
+
+import pytest
+
+from vidistill.pipeline import runner
+from vidistill.pipeline import steps as steps_lib
+
+
+def _config(seeds=1):
+  return steps_lib.load_config("pipeline.py", f"quick,seeds={seeds}")
+
+
+@pytest.fixture
+def fake(monkeypatch):
+  calls = []
+
+  def step(name, per_seed=True, fail=None):
+    def run(ctx, out):
+      if fail is not None and fail[0]:
+        fail[0] = False
+        raise RuntimeError(f"{name} crashed")
+      calls.append((name, ctx.seed))
+      with open(os.path.join(out, "out.txt"), "w") as f:
+        f.write(name)
+      if name == "world":
+        open(os.path.join(out, steps_lib.DONE), "w").close()
+    return steps_lib.Step(name, run, per_seed=per_seed)
+
+  crash = [False]
+  fake_steps = [step("world", per_seed=False), step("a"), step("b", fail=crash), step("c"),
+                step("report", per_seed=False)]
+  monkeypatch.setattr(steps_lib, "build", lambda config: fake_steps)
+  return calls, crash
+
+
+def test_runs_every_step_then_skips_them(fake, tmp_path):
+  calls, _ = fake
+  lines = []
+  runner.run(_config(), str(tmp_path), seeds=2, log=lines.append)
+  assert calls == [("world", 0), ("a", 0), ("a", 1), ("b", 0), ("b", 1), ("c", 0), ("c", 1),
+                   ("report", 0)]
+  assert any("ETA" in l and "seed 1 b: running" in l for l in lines)
+  done = json.load(open(tmp_path / "seed_1" / "b" / "DONE"))
+  assert done["step"] == "b" and done["seconds"] >= 0
+  calls.clear()
+  lines.clear()
+  assert runner.run(_config(), str(tmp_path), seeds=2, log=lines.append) == {}
+  assert calls == [] and all("skipped" in l for l in lines)
+
+
+def test_only_and_from_rerun_the_named_steps(fake, tmp_path):
+  calls, _ = fake
+  runner.run(_config(), str(tmp_path), log=lambda _: None)
+  calls.clear()
+  runner.run(_config(), str(tmp_path), only="b", log=lambda _: None)
+  assert calls == [("b", 0)]
+  calls.clear()
+  runner.run(_config(), str(tmp_path), start="c", log=lambda _: None)
+  assert calls == [("c", 0), ("report", 0)]
+
+
+def test_a_crash_costs_one_step(fake, tmp_path):
+  calls, crash = fake
+  crash[0] = True
+  with pytest.raises(RuntimeError, match="b crashed"):
+    runner.run(_config(), str(tmp_path), log=lambda _: None)
+  assert not steps_lib.is_done(str(tmp_path / "seed_0" / "b"))
+  calls.clear()
+  runner.run(_config(), str(tmp_path), log=lambda _: None)
+  assert calls == [("b", 0), ("c", 0), ("report", 0)]
+
+
+def test_unknown_step_names_list_the_steps(fake, tmp_path):
+  with pytest.raises(steps_lib.PipelineError, match="'bogus' is not a step.*world, a, b"):
+    runner.run(_config(), str(tmp_path), only="bogus")
+  with pytest.raises(steps_lib.PipelineError, match="not both"):
+    runner.run(_config(), str(tmp_path), only="a", start="b")
+
+
+def test_the_real_step_list_covers_the_method():
+  names = runner.step_names(_config())
+  for name in ("world", "text_pretrain", "image_pretrain", "visual_adaptation",
+               "language_adaptation", "visual_adaptation_lm_unfrozen", "caption_pseudo",
+               "caption_frame", "de_alt_text_1", "de_frame_1", "de_pseudo_1", "de_gold_1",
+               "de_pseudo_1of4", "de_alt_text_1of2", "eval_image", "eval_visual_language",
+               "eval_de_pseudo_1", "report"):
+    assert name in names
+  assert names[0] == "world" and names[-1] == "report"

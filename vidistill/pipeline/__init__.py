@@ -1,0 +1,1 @@
+"""`vidistill pipeline`: the method end to end on the synthetic world, and its report."""

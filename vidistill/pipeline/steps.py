@@ -1,0 +1,263 @@
+"""The pipeline's steps: each one a function of a `Context` that writes one directory.
+
+A step is complete when its directory holds DONE (written last, with the step's seconds), so a
+rerun skips it and a crash costs one step. Steps call the library (vidistill.train, .caption,
+.eval), never subprocesses. Layout of a workdir:
+
+    world/                      the synthetic world (its own DONE)
+    seed_<k>/<step>/            every training, captioning and evaluation step of seed k
+    report.md report.json scaling.png samples.png
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+from typing import Any, Callable
+
+import ml_collections
+
+DONE = "DONE"
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__)))), "configs")
+VLM_STAGES = ("text_pretrain", "image_pretrain", "visual_adaptation", "language_adaptation")
+# Which prompt each VLM answers a caption request with: stage 2 learnt captions as instructions.
+DESCRIBE = "describe the video in detail."
+CAPTION = "caption en:"
+
+
+class PipelineError(RuntimeError):
+  """A step cannot run: a missing input, an unknown step name."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+  config: ml_collections.ConfigDict
+  workdir: str
+  seed: int = 0
+
+  @property
+  def world(self) -> str:
+    return self.config.world.dir or os.path.join(self.workdir, "world")
+
+  def dir(self, step: str) -> str:
+    return os.path.join(self.workdir, f"seed_{self.seed}", step)
+
+  def world_info(self) -> dict[str, Any]:
+    with open(os.path.join(self.world, "world.json"), encoding="utf-8") as f:
+      return json.load(f)
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+  name: str
+  run: Callable[[Context, str], None]   # (context, output directory) -> writes into it.
+  per_seed: bool = True                 # False: once for all seeds (the world, the report).
+  weight: float = 1.0                   # Relative cost, for the ETA before any step is timed.
+
+  def out_dir(self, ctx: Context) -> str:
+    if self.name == "world":
+      return ctx.world
+    return ctx.dir(self.name) if self.per_seed else os.path.join(ctx.workdir, self.name)
+
+
+def load_config(relpath: str, arg: str) -> ml_collections.ConfigDict:
+  """configs/<relpath>:get_config(arg), loaded by path (configs/ is not a package)."""
+  path = os.path.join(CONFIGS, relpath)
+  spec = importlib.util.spec_from_file_location(f"vidistill_cfg_{relpath}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def is_done(path: str) -> bool:
+  return os.path.isfile(os.path.join(path, DONE))
+
+
+# ------------------------------------------------------------------------------------------------
+# Step functions.
+
+def make_world(ctx: Context, out: str) -> None:
+  from vidistill.data.synthetic import world  # pylint: disable=g-import-not-at-top
+  if ctx.config.world.dir:
+    world.load_world(out)  # A given world must be complete; this names what is missing.
+    return
+  config = load_config("data/synthetic.py", f"{ctx.config.world.config_arg},seed=0")
+  for split, size in ctx.config.world.splits.items():
+    config.splits[split] = int(size)
+  world.synth(config, out, num_workers=int(ctx.config.world.num_workers))
+
+
+def _train(ctx: Context, stage: str, out: str, *, init: str = "", steps: int, batch: int,
+           extra: str = "", variant: str = "", **overrides: Any) -> None:
+  from vidistill.train import command as train_command  # pylint: disable=g-import-not-at-top
+  arg = (f"{variant or ctx.config.stage_variant},world={ctx.world},init={init},steps={steps},"
+         f"batch={batch},seed={ctx.seed}{extra}")
+  config = load_config(f"train/{stage}.py", arg)
+  config.checkpoint_every = 0  # One final checkpoint: a step is the unit of restart.
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  train_command.train_stage(config, out)
+
+
+def _previous(ctx: Context, stage: str) -> str:
+  """The workdir the VLM stage `stage` starts from ("" = scratch); skipped stages pass through."""
+  index = VLM_STAGES.index(stage)
+  for prev in reversed(VLM_STAGES[:index]):
+    if int(ctx.config.stages[prev].steps) > 0:
+      return ctx.dir(prev)
+  return ""
+
+
+def vlm_stage(stage: str) -> Callable[[Context, str], None]:
+  def run(ctx: Context, out: str) -> None:
+    s = ctx.config.stages[stage]
+    extra = {"data.text_splits": ctx.config.text_splits} if stage == "text_pretrain" else {}
+    _train(ctx, stage, out, init=_previous(ctx, stage), steps=int(s.steps), batch=int(s.batch),
+           **extra)
+  run.__name__ = stage
+  return run
+
+
+def visual_adaptation_lm_unfrozen(ctx: Context, out: str) -> None:
+  """Stage 1 with the language model trained too: what the paper's freezing guards against."""
+  s = ctx.config.stages.visual_adaptation
+  _train(ctx, "visual_adaptation", out, init=_previous(ctx, "visual_adaptation"),
+         steps=int(s.steps), batch=int(s.batch), frozen=())
+
+
+def _caption_config(ctx: Context, *, frames: int, prompt: str) -> ml_collections.ConfigDict:
+  info = ctx.world_info()
+  c = ctx.config.caption
+  config = load_config("caption/pseudo_caption.py",
+                       f"default,seed={ctx.seed},frames={frames},res={info['resolution']}")
+  config.batch_size = int(c.batch_size)
+  config.unit_size = int(c.unit_size)
+  config.decode.max_decode_len = int(c.max_decode_len)
+  config.prefetch.num_workers = 1
+  config.progress_every_s = 60.0
+  config.prompts = ml_collections.ConfigDict({"caption": prompt})
+  return config
+
+
+def _caption_pool(ctx: Context, out: str, model_dir: str, *, frames: int, prompt: str) -> None:
+  from vidistill.caption import captioner, job  # pylint: disable=g-import-not-at-top
+  config = _caption_config(ctx, frames=frames, prompt=prompt)
+  summary = job.run_job(config, captioner.load_captioner(config, model_dir),
+                        os.path.join(ctx.world, "shards", "pool-*.tfrecord"), out)
+  if summary.videos_failed:
+    raise PipelineError(f"the captioning job failed on {summary.videos_failed} pool clips; see "
+                        f"{out} (its failures file), fix and rerun")
+
+
+def caption_pseudo(ctx: Context, out: str) -> None:
+  """Pseudo-captions of the pool by the adapted VLM (stage 2), the paper's distilled captions."""
+  _caption_pool(ctx, out, ctx.dir("language_adaptation"), frames=ctx.world_info()["num_frames"],
+                prompt=DESCRIBE)
+
+
+def caption_frame(ctx: Context, out: str) -> None:
+  """The image VLM's caption of one frame per clip (the "image captioner" baseline)."""
+  _caption_pool(ctx, out, ctx.dir("image_pretrain"), frames=int(ctx.config.caption.frame_frames),
+                prompt=CAPTION)
+
+
+def fraction_name(fraction: float) -> str:
+  return "1" if fraction >= 1 else f"1of{round(1 / fraction)}"
+
+
+def dual_encoder(source: str, fraction: float) -> Callable[[Context, str], None]:
+  def run(ctx: Context, out: str) -> None:
+    d = ctx.config.dual_encoder
+    captions = {"pseudo": ctx.dir("caption_pseudo"), "frame": ctx.dir("caption_frame")}
+    overrides = {"data.captions_dir": captions[source]} if source in captions else {}
+    _train(ctx, "dual_encoder", out, steps=int(d.steps), batch=int(d.batch),
+           extra=f",source={source},fraction={fraction}", variant=d.variant, **overrides)
+  return run
+
+
+def _suite(ctx: Context, suite: str, model_dir: str, out: str, **entry_overrides: Any) -> None:
+  from vidistill.eval import command as eval_command  # pylint: disable=g-import-not-at-top
+  from vidistill.eval.evaluators import common  # pylint: disable=g-import-not-at-top
+  info = ctx.world_info()
+  e = ctx.config.eval
+  config = load_config(f"eval/{suite}.py",
+                       f"default,data={ctx.world},frames={info['num_frames']},"
+                       f"res={info['resolution']},batch={int(e.batch)},max={int(e.max)}")
+  config.prefetch.num_workers = 1
+  for entry in config.evals.values():
+    for key, value in entry_overrides.items():
+      if key in entry:
+        entry[key] = value
+  eval_command.run_suite(config, common.load_model(config, model_dir), out, checkpoint=model_dir)
+
+
+def eval_vlm(model_step: str, prompt: str) -> Callable[[Context, str], None]:
+  def run(ctx: Context, out: str) -> None:
+    _suite(ctx, "captioning", ctx.dir(model_step), os.path.join(out, "captioning"), prompt=prompt)
+    _suite(ctx, "qa", ctx.dir(model_step), os.path.join(out, "qa"))
+  return run
+
+
+def eval_dual_encoder(model_step: str) -> Callable[[Context, str], None]:
+  def run(ctx: Context, out: str) -> None:
+    _suite(ctx, "retrieval", ctx.dir(model_step), os.path.join(out, "retrieval"))
+    _suite(ctx, "zero_shot", ctx.dir(model_step), os.path.join(out, "zero_shot"))
+  return run
+
+
+def write_report(ctx: Context, out: str) -> None:
+  from vidistill.pipeline import report  # pylint: disable=g-import-not-at-top
+  report.write(ctx.config, ctx.workdir, out)
+
+
+# ------------------------------------------------------------------------------------------------
+# The list.
+
+# The VLMs of the adaptation ablation: report row -> (training step, its caption prompt).
+VLMS = {"image": ("image_pretrain", CAPTION), "visual": ("visual_adaptation", CAPTION),
+        "visual_language": ("language_adaptation", DESCRIBE),
+        "visual_lm_unfrozen": ("visual_adaptation_lm_unfrozen", CAPTION)}
+
+
+def dual_encoder_runs(config: ml_collections.ConfigDict) -> list[tuple[str, float]]:
+  """(source, fraction) of every dual encoder: each source on the whole pool, then the curve."""
+  d = config.dual_encoder
+  runs = [(s, 1.0) for s in d.sources]
+  runs += [(s, float(f)) for s in d.scaling_sources for f in d.fractions if float(f) < 1]
+  return runs
+
+
+def de_step_name(source: str, fraction: float) -> str:
+  return f"de_{source}_{fraction_name(fraction)}"
+
+
+def build(config: ml_collections.ConfigDict) -> list[Step]:
+  """Every step of `config`'s pipeline, in the order they run."""
+  steps = [Step("world", make_world, per_seed=False, weight=1.0)]
+  for stage in VLM_STAGES:
+    if int(config.stages[stage].steps) > 0:
+      steps.append(Step(stage, vlm_stage(stage), weight=int(config.stages[stage].steps) / 300))
+  vlms = dict(VLMS)
+  if config.lm_unfrozen_ablation:
+    steps.append(Step("visual_adaptation_lm_unfrozen", visual_adaptation_lm_unfrozen,
+                      weight=int(config.stages.visual_adaptation.steps) / 300))
+  else:
+    vlms.pop("visual_lm_unfrozen")
+  steps.append(Step("caption_pseudo", caption_pseudo, weight=1.0))
+  steps.append(Step("caption_frame", caption_frame, weight=0.3))
+  for source, fraction in dual_encoder_runs(config):
+    steps.append(Step(de_step_name(source, fraction), dual_encoder(source, fraction),
+                      weight=int(config.dual_encoder.steps) / 300))
+  for row, (model_step, prompt) in vlms.items():
+    steps.append(Step(f"eval_{row}", eval_vlm(model_step, prompt), weight=0.5))
+  for source, fraction in dual_encoder_runs(config):
+    name = de_step_name(source, fraction)
+    steps.append(Step(f"eval_{name}", eval_dual_encoder(name), weight=0.2))
+  steps.append(Step("report", write_report, per_seed=False, weight=0.1))
+  return steps
