@@ -40,8 +40,8 @@ COMMANDS: dict[str, Command] = {
                     "zero-shot classification"),
     "pipeline": Command("vidistill.pipeline.command", "run the whole method end to end on the "
                         "synthetic world and write a report"),
-    "bench": Command(None, "speed and memory benchmarks, as ratios against in-run baselines",
-                     "issue 9 (benchmarks)"),
+    "bench": Command("vidistill.benchmarks.command", "speed and memory benchmarks, as ratios "
+                     "against in-run baselines"),
 }
 
 
