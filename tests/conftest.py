@@ -14,3 +14,5 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 
 def pytest_configure(config):
   config.addinivalue_line("markers", "slow: takes more than ~30 s; run with `-m slow`")
+  config.addinivalue_line("markers", "pipeline: the whole quick pipeline (~20 min on 2 loaded "
+                          "cores); not in CI yet: `pytest -m pipeline`")

@@ -35,6 +35,7 @@ def _numbers(tree, path=""):
 
 
 @pytest.mark.slow
+@pytest.mark.pipeline
 def test_every_step_ran_and_every_artefact_is_written(quick):
   config, workdir, timings, lines = quick
   names = runner.step_names(config)
@@ -49,6 +50,7 @@ def test_every_step_ran_and_every_artefact_is_written(quick):
 
 
 @pytest.mark.slow
+@pytest.mark.pipeline
 def test_every_number_is_finite_and_in_range(quick):
   _, workdir, _, _ = quick
   doc = json.load(open(os.path.join(workdir, "report.json")))
@@ -72,6 +74,7 @@ def test_every_number_is_finite_and_in_range(quick):
 
 
 @pytest.mark.slow
+@pytest.mark.pipeline
 def test_rerun_skips_and_only_runs_one_step(quick):
   config, workdir, _, _ = quick
   lines = []

@@ -79,7 +79,11 @@ def load_trained(workdir: str, *, vocab: Any = None) -> Trained:
   # Every parameter comes from the checkpoint, so the template needs shapes and dtypes only:
   # no init is run (eager flax init compiles each op; even jitted it is one large compile).
   shapes = jax.eval_shape(model.init, jax.random.key(0), example_batch(config, frames, resolution))
-  template = jax.tree.map(lambda s: jax.device_put(np.zeros(s.shape, s.dtype)),
+  # Replicated over every local device: evaluators may shard batches over all of them, and a jit
+  # needs its arguments on one set of devices.
+  everywhere = jax.sharding.NamedSharding(
+      jax.sharding.Mesh(np.array(jax.local_devices()), ("data",)), jax.sharding.PartitionSpec())
+  template = jax.tree.map(lambda s: jax.device_put(np.zeros(s.shape, s.dtype), everywhere),
                           partitioning.unbox(shapes["params"]))
   params = ckpt_lib.load_params(workdir, template, strict=True)
   if hasattr(model, "with_params"):
