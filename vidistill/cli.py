@@ -40,6 +40,10 @@ COMMANDS: dict[str, Command] = {
                     "zero-shot classification"),
     "pipeline": Command("vidistill.pipeline.command", "run the whole method end to end on the "
                         "synthetic world and write a report"),
+    "launch": Command("vidistill.launch.command", "run a vidistill command as N local processes "
+                      "with jax.distributed (the multi-host code path on one machine)"),
+    "sweep": Command("vidistill.launch.sweep_command", "expand a config's sweep into runs; "
+                     "--dry_run prints them"),
     "bench": Command("vidistill.benchmarks.command", "speed and memory benchmarks, as ratios "
                      "against in-run baselines"),
 }
