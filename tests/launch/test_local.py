@@ -14,8 +14,8 @@ from vidistill.parallel import multihost
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 WORKER = os.path.join(HERE, "allgather_worker.py")
-# `vidistill` as the entry point runs it (cli.py's table); overridable while a branch wires it.
-CLI = [sys.executable, "-m", os.environ.get("VIDISTILL_TEST_CLI_MODULE", "vidistill.cli")]
+# `vidistill` as the entry point runs it (cli.py's table).
+CLI = [sys.executable, "-m", "vidistill.cli"]
 
 
 def test_process_env_is_what_multihost_reads():
