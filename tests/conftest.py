@@ -16,3 +16,5 @@ def pytest_configure(config):
   config.addinivalue_line("markers", "slow: takes more than ~30 s; run with `-m slow`")
   config.addinivalue_line("markers", "pipeline: the whole quick pipeline (~20 min on 2 loaded "
                           "cores); not in CI yet: `pytest -m pipeline`")
+  config.addinivalue_line("markers", "long: a whole multi-process workflow (several minutes); "
+                          "not in CI, whose trainer tests cover multi-host: `pytest -m long`")

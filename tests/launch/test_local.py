@@ -93,6 +93,7 @@ def test_command_line_errors_are_one_line():
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_two_process_training_on_a_tiny_world(tmp_path):
   """The real `vidistill train`, as two processes of one device each (one checkpoint, one
   config.json: process 0 and 1 share the workdir)."""
