@@ -24,17 +24,17 @@ _VARIANTS = {
         stage_variant="quick", text_splits="labeled",
         stages=dict(text_pretrain=(60, 32), image_pretrain=(60, 32), visual_adaptation=(60, 32),
                     language_adaptation=(40, 32)),
-        de_steps=40, de_batch=32, de_variant="quick", fractions=(0.25, 0.5, 1.0),
+        de_steps=40, de_batch=32, de_variant="quick", fractions=(0.5, 1.0),
         caption_batch=32, caption_unit=64, caption_decode_len=32, eval_max=48, eval_batch=16,
         samples=3),
     "default": dict(
-        world="quick", world_splits=dict(image_text=3000, labeled=1500, narratives=600,
-                                         pool=4000, test=400, qa=300),
+        world="quick", world_splits=dict(image_text=2000, labeled=1500, narratives=500,
+                                         pool=3000, test=300, qa=200),
         stage_variant="default", text_splits="image_text,labeled,narratives",
-        stages=dict(text_pretrain=(500, 64), image_pretrain=(600, 64),
-                    visual_adaptation=(1200, 64), language_adaptation=(600, 64)),
-        de_steps=300, de_batch=128, de_variant="default", fractions=(0.125, 0.25, 0.5, 1.0),
-        caption_batch=64, caption_unit=512, caption_decode_len=40, eval_max=0, eval_batch=64,
+        stages=dict(text_pretrain=(300, 64), image_pretrain=(400, 64),
+                    visual_adaptation=(800, 64), language_adaptation=(400, 64)),
+        de_steps=150, de_batch=64, de_variant="default", fractions=(0.25, 0.5, 1.0),
+        caption_batch=64, caption_unit=500, caption_decode_len=40, eval_max=0, eval_batch=64,
         samples=4),
     # The real recipe (paper Sec. 3-4): PaLI-3's ViT-G/14 + UL2-3B imported, not pre-trained here.
     "paper": dict(
@@ -54,6 +54,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.variant = arg.variant               # Which preset the sizes below come from (recorded).
   c.seeds = arg.seeds                   # Training repeats (seeds 0..N-1) sharing one world.
+  c.compile_cache = "jax_cache"         # XLA programs kept on disk (relative: in the workdir;
+                                        #   "" = off): same-shape steps compile once.
 
   # Step 1: the synthetic world (configs/data/synthetic.py), made in <workdir>/world.
   c.world = ml_collections.ConfigDict(dict(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from vidistill.train import checkpoints
-from vidistill.train import command as train_command
+from vidistill.train import stage as train_stage
 from vidistill.train import state as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,7 +38,7 @@ def run(tmp_path_factory):
     key = {"image_pretrain": "s0", "visual_adaptation": "s1", "language_adaptation": "s2"}[stage]
     config = _config(f"configs/train/{stage}.py", f"tiny,world={w},init={init},steps=2,batch=8")
     config.checkpoint_every = 0
-    train_command.train_stage(config, dirs[key])
+    train_stage.train_stage(config, dirs[key])
   return w, dirs
 
 
@@ -91,7 +91,7 @@ def test_caption_pool_then_dual_encoder_then_eval(run):
   de.data.captions_dir = dirs["captions"]
   de.checkpoint_every = 0
   de.eval_config = f"{ROOT}/configs/eval/retrieval.py:tiny,data={w},frames=8"  # Periodic eval hook.
-  result = train_command.train_stage(de, dirs["de"])
+  result = train_stage.train_stage(de, dirs["de"])
   assert any(k.startswith("eval/synthetic_test/t2v/R@1") for k in result.history[-1][1])
   assert os.path.exists(os.path.join(dirs["de"], "eval", "2", "results.json"))
 

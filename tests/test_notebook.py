@@ -36,13 +36,13 @@ def test_notebook_runs_on_a_small_checkpoint(tmp_path, monkeypatch):
   nbformat = pytest.importorskip("nbformat", reason="the test extra (nbformat) is not installed")
   nbclient = pytest.importorskip("nbclient", reason="the test extra (nbclient) is not installed")
   from vidistill.data.synthetic import world
-  from vidistill.train import command as train_command
+  from vidistill.train import stage as train_stage
   w = str(tmp_path / "world")
   world.synth(_config("configs/data/synthetic.py", "tiny"), w)
   for stage, name in (("image_pretrain", "vlm"), ("dual_encoder", "de")):
     config = _config(f"configs/train/{stage}.py", f"tiny,world={w},steps=1,batch=8")
     config.checkpoint_every = 0
-    train_command.train_stage(config, str(tmp_path / name))
+    train_stage.train_stage(config, str(tmp_path / name))
 
   monkeypatch.setenv("VIDISTILL_VLM_DIR", str(tmp_path / "vlm"))
   monkeypatch.setenv("VIDISTILL_DUAL_ENCODER_DIR", str(tmp_path / "de"))

@@ -120,6 +120,32 @@ def test_stage_two_loads_a_mapped_subtree_freezes_it_and_shards_with_fsdp(tmp_pa
   assert result.history[-1][1]["loss"] < result.history[0][1]["loss"] * 1.5
 
 
+def test_strict_init_checkpoint_loads_every_parameter_without_running_model_init(
+    tmp_path, monkeypatch, stage1):
+  # Every parameter comes from the earlier stage: the model's init program (a compile of the
+  # whole forward pass) is never built or run; the optimizer state starts fresh at step 0.
+  first, workdir, _ = stage1
+  saved = ckpt_lib.load_params(str(workdir), first.state.params)
+  inits = []
+  setup = trainer._setup
+
+  def spying_setup(*args, **kwargs):
+    out = setup(*args, **kwargs)
+    init_state = out.init_state
+    out.init_state = lambda: inits.append(1) or init_state()
+    return out
+
+  monkeypatch.setattr(trainer, "_setup", spying_setup)
+  config = dict(total_steps=1, checkpoint_every=0, log_every=1,
+                **{"optim.lr": 0.0, "schedule.warmup_steps": 0})
+  _run(tmp_path / "scratch", toy.toy_config(**config))
+  assert len(inits) == 1
+  result = _run(tmp_path / "loaded", toy.toy_config(**config, **{"init.checkpoint": str(workdir)}))
+  assert len(inits) == 1
+  assert result.resumed_from == "init.checkpoint" and result.step == 1
+  assert _leaves_equal_bitwise(result.state.params, saved)  # lr 0: still the loaded values.
+
+
 def test_import_init_and_bfloat16_compute(tmp_path):
   def import_init(params):
     return jax.tree.map(lambda x: np.full(x.shape, 0.01, np.float32), params)

@@ -54,7 +54,7 @@ def _abstract_shardings(config: ml_collections.ConfigDict, devices: int) -> dict
 
 def check(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """Resolves the variant's configs and model shapes; returns what it found (printed as JSON)."""
-  from vidistill.train import command as train_command  # pylint: disable=g-import-not-at-top
+  from vidistill.train import stage as train_stage_lib  # pylint: disable=g-import-not-at-top
   out: dict[str, Any] = {"variant": config.variant, "steps": [s.name for s in
                                                               steps_lib.build(config)]}
   paper = config.get("paper")
@@ -67,7 +67,7 @@ def check(config: ml_collections.ConfigDict) -> dict[str, Any]:
       cfg = steps_lib.load_config(f"train/{stage}.py", f"{config.stage_variant},steps="
                                   f"{max(1, int(s.steps))},batch={max(1, int(s.batch))}")
       cfg.data.source = "annotations"
-      stages[stage] = train_command.dry_run(cfg)
+      stages[stage] = train_stage_lib.dry_run(cfg)
     out["stages"] = stages
     return out
   root = paper.data
@@ -84,7 +84,7 @@ def check(config: ml_collections.ConfigDict) -> dict[str, Any]:
     cfg = steps_lib.load_config(relpath, arg)
     cfg.data.update(data)
     cfg.data.annotations = paths[stage]
-    resolved = train_command.dry_run(cfg)
+    resolved = train_stage_lib.dry_run(cfg)
     resolved["shardings"] = _abstract_shardings(cfg, int(paper.mesh_devices))
     resolved["batch_size"] = int(cfg.batch_size)
     resolved["total_steps"] = int(cfg.total_steps)

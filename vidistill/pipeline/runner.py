@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 
 import ml_collections
 
+from vidistill import compile_cache
 from vidistill.pipeline import steps as steps_lib
 
 
@@ -61,6 +62,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, only: str = "", star
   log = log or (lambda line: print(line, file=sys.stderr, flush=True))
   todo = plan(config, workdir, only=only, start=start, seeds=seeds)
   os.makedirs(workdir, exist_ok=True)
+  if config.get("compile_cache"):
+    compile_cache.enable(os.path.join(workdir, config.compile_cache))
   pending = [(s, c, f) for s, c, f in todo if f or not steps_lib.is_done(s.out_dir(c))]
   total_weight = sum(s.weight for s, _, _ in pending) or 1.0
   done_weight, spent, started = 0.0, 0.0, time.monotonic()

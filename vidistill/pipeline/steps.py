@@ -91,7 +91,7 @@ def make_world(ctx: Context, out: str) -> None:
 
 def _train(ctx: Context, stage: str, out: str, *, init: str = "", steps: int, batch: int,
            extra: str = "", variant: str = "", **overrides: Any) -> None:
-  from vidistill.train import command as train_command  # pylint: disable=g-import-not-at-top
+  from vidistill.train import stage as train_stage_lib  # pylint: disable=g-import-not-at-top
   arg = (f"{variant or ctx.config.stage_variant},world={ctx.world},init={init},steps={steps},"
          f"batch={batch},seed={ctx.seed}{extra}")
   config = load_config(f"train/{stage}.py", arg)
@@ -102,7 +102,7 @@ def _train(ctx: Context, stage: str, out: str, *, init: str = "", steps: int, ba
     for p in parents:
       node = node[p]
     node[leaf] = value
-  train_command.train_stage(config, out)
+  train_stage_lib.train_stage(config, out)
 
 
 def _previous(ctx: Context, stage: str) -> str:

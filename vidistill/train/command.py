@@ -17,107 +17,34 @@ import sys
 from typing import Sequence
 
 from absl import flags
-from absl import logging
 
 from vidistill import flags_lib
 from vidistill.parallel import multihost
-
-_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Resolve the config, build the model and print "
-                             "its parameter count and shapes (jax.eval_shape); train nothing.")
+from vidistill.train import stage
 
 
-def train_stage(config, workdir: str):
-  """Trains the stage `config` describes into `workdir` (the library form of this command)."""
-  from vidistill.models import build as build_lib  # pylint: disable=g-import-not-at-top
-  from vidistill.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
-  from vidistill.train import restore, stage_input, trainer  # pylint: disable=g-import-not-at-top
-
-  if config.data.kind == "contrastive" and config.get("caption_source") in ("pseudo", "frame") \
-      and not config.data.captions_dir:
-    raise flags_lib.UsageError(f"caption source {config.caption_source!r} needs "
-                               "--config.data.captions_dir=<the captioning job's --output>")
-  vocab = stage_input.vocabulary(config.data)
-  model = build_lib.build(config.model, vocab_size=vocab.vocab_size, dtype=config.dtype,
-                          mesh=mesh_lib.make_mesh(dict(config.mesh)), vocab=vocab,
-                          text_length=int(config.data.seq_lengths.get("targets", 32)))
-  examples = stage_input.load_examples(config.data, vocab, config.model.kind,
-                                       name=f"{config.get('stage', 'stage')}")
-  logging.info("train: %d examples in memory", len(examples))
-  if config.get("dataset_size") is None:
-    config.dataset_size = len(examples)
-  restore.write_config(config, workdir)
-  data = stage_input.data_fn(config.data, examples, batch_size=int(config.batch_size),
-                             seed=int(config.seed), model_kind=config.model.kind)
-  result = trainer.train(config, workdir, model, data,
-                         eval_hooks=eval_hooks(config, model, vocab, workdir))
-  last = result.history[-1][1] if result.history else {}
-  logging.info("train: finished at step %d (%s)", result.step,
-               ", ".join(f"{k}={v:.4g}" for k, v in sorted(last.items())))
-  return result
-
-
-def eval_hooks(config, model, vocab, workdir: str) -> list:
-  """`config.eval_config` ("path/to/suite.py:arg", e.g. configs/eval/retrieval.py:tiny,data=W) as
-  a trainer hook: the suite runs on the current params every `eval_every` steps and at the end,
-  writing <workdir>/eval/<step>/results.json and logging every number."""
-  spec = config.get("eval_config") or ""
-  if not spec:
-    return []
-  import os  # pylint: disable=g-import-not-at-top
-  from vidistill.eval import command as eval_command  # pylint: disable=g-import-not-at-top
-  from vidistill.eval.evaluators import common  # pylint: disable=g-import-not-at-top
-  from vidistill.models import vlm_text  # pylint: disable=g-import-not-at-top
-  from vidistill import config_args  # pylint: disable=g-import-not-at-top
-  suite = config_args.load_config(spec)
-
-  def hook(step, params):
-    if config.model.kind == "vlm":
-      lengths = config.data.seq_lengths
-      runner = vlm_text.VLMText(model, params, vocab, prompt_length=int(lengths.get("inputs", 32)),
-                                answer_length=int(lengths.get("targets", 32)))
-      bound = common.VLMGenerator(runner, vlm_text.decode_config(suite.model.get("decode", {})))
-    else:
-      bound = model.with_params(params)
-    out = eval_command.run_suite(suite, bound, os.path.join(workdir, "eval", str(step)),
-                                 checkpoint=f"{workdir}@{step}")
-    return {f"eval/{name}/{k}": v for name, metrics in out["results"].items()
-            for k, v in metrics.items() if isinstance(v, (int, float))}
-
-  return [hook]
-
-
-def dry_run(config) -> dict:
-  """Resolves the config and the model's parameter shapes without allocating them."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from vidistill.models import build as build_lib  # pylint: disable=g-import-not-at-top
-  from vidistill.train import restore, stage_input  # pylint: disable=g-import-not-at-top
-  vocab_size = 32_128
-  if config.data.vocab or config.data.world:
-    vocab_size = stage_input.vocabulary(config.data).vocab_size
-  model = build_lib.build(config.model, vocab_size=vocab_size, dtype=config.dtype)
-  frames, res = ((int(config.data.num_frames), int(config.data.resolution))
-                 if config.data.source != "world" or not config.data.world
-                 else restore._input_size(config))  # pylint: disable=protected-access
-  shapes = jax.eval_shape(model.init, jax.random.key(0), restore.example_batch(config, frames, res))
-  count = sum(int(getattr(x, "size", 0)) for x in jax.tree.leaves(shapes))
-  return {"stage": config.get("stage"), "variant": config.get("variant"), "parameters": count}
+def define_flags() -> None:
+  if "workdir" not in flags.FLAGS:
+    flags_lib.define_config_and_workdir(workdir_help="This stage's directory: config.json, "
+                                        "checkpoints/, metrics. Rerun to resume.")
+    multihost.define_flags()
+  if "dry_run" not in flags.FLAGS:
+    flags.DEFINE_bool("dry_run", False, "Resolve the config, build the model and print its "
+                      "parameter count and shapes (jax.eval_shape); train nothing.")
 
 
 def main(argv: Sequence[str]) -> None:
   if argv:
     raise flags_lib.UsageError(f"unexpected arguments {list(argv)}")
   config = flags_lib.config_from_flags()
-  if _DRY_RUN.value:
-    print(json.dumps(dry_run(config), indent=2))
+  if flags.FLAGS.dry_run:
+    print(json.dumps(stage.dry_run(config), indent=2))
     return
   workdir = flags_lib.workdir_from_flags()
   multihost.initialize()
-  train_stage(config, workdir)
+  stage.train_stage(config, workdir)
 
 
 def run(prog: str, argv: Sequence[str]) -> None:
-  if "workdir" not in flags.FLAGS:
-    flags_lib.define_config_and_workdir(workdir_help="This stage's directory: config.json, "
-                                        "checkpoints/, metrics. Rerun to resume.")
-    multihost.define_flags()
+  define_flags()
   flags_lib.run_command(prog, argv, __doc__, [flags_lib, sys.modules[__name__], multihost], main)

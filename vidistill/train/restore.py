@@ -75,7 +75,7 @@ def load_trained(workdir: str, *, vocab: Any = None) -> Trained:
   vocab = vocab or stage_input.vocabulary(config.data)
   model = build_lib.build(config.model, vocab_size=vocab.vocab_size, vocab=vocab,
                           text_length=int(config.data.seq_lengths.get("targets", 32)))
-  frames, resolution = _input_size(config)
+  frames, resolution = input_size(config)
   # Every parameter comes from the checkpoint, so the template needs shapes and dtypes only:
   # no init is run (eager flax init compiles each op; even jitted it is one large compile).
   shapes = jax.eval_shape(model.init, jax.random.key(0), example_batch(config, frames, resolution))
@@ -91,7 +91,7 @@ def load_trained(workdir: str, *, vocab: Any = None) -> Trained:
   return Trained(config=config, vocab=vocab, model=model, params=params)
 
 
-def _input_size(config: ml_collections.ConfigDict) -> tuple[int, int]:
+def input_size(config: ml_collections.ConfigDict) -> tuple[int, int]:
   if config.data.source == "world":
     info = stage_input.world_info(config.data.world)["config"]
     return int(info["num_frames"]), int(info["resolution"])

@@ -89,6 +89,7 @@ class _Setup:
   shardings: state_lib.TrainState
   abstract_state: state_lib.TrainState
   init_state: Callable[[], state_lib.TrainState]
+  state_from_params: Callable[[Any], state_lib.TrainState]
 
 
 def train(config: Any, workdir: str, model: Any, data: DataFn, *,
@@ -264,13 +265,24 @@ def _setup(config: Any, model: Any, mesh: jax.sharding.Mesh, example: Mapping[st
     with partitioning.axis_rules(mesh, rules):
       return jitted_init(init_rng, train_rng)
 
+  # A stage that starts from a checkpoint needs only the optimizer state built: compiling the
+  # model's init (the whole forward pass) for parameters that are overwritten costs more than
+  # the short stages of a pipeline train.
+  jitted_from_params = jax.jit(lambda p, r: state_lib.new_state(p, tx.init(p), r),
+                               out_shardings=shardings, donate_argnums=(0,))
+
+  def state_from_params(params):
+    with partitioning.axis_rules(mesh, rules):
+      return jitted_from_params(params, train_rng)
+
   trainable = jax.tree.map(lambda f: not f, frozen_mask)
   logging.info("%d parameters, %d trainable", state_lib.count_params(abstract_params),
                state_lib.count_params(abstract_params, trainable))
   return _Setup(rules=rules, batch_sharding=partitioning.data_sharding(mesh),
                 schedule=schedule, tx=tx, frozen_mask=frozen_mask,
                 param_shardings=param_shardings, shardings=shardings,
-                abstract_state=abstract_state, init_state=init_state)
+                abstract_state=abstract_state, init_state=init_state,
+                state_from_params=state_from_params)
 
 
 def _initial_state(config: Any, setup: _Setup, ckpts: ckpt_lib.Checkpoints,
@@ -281,12 +293,19 @@ def _initial_state(config: Any, setup: _Setup, ckpts: ckpt_lib.Checkpoints,
     logging.info("resuming from %s/%d", ckpts.directory, resume_step)
     state, _ = ckpts.restore(resume_step, setup.abstract_state)
     return state, "workdir"
-  state = setup.init_state()
   if config.init.get("checkpoint"):
-    params = ckpt_lib.load_params(config.init.checkpoint, state.params,
+    params = ckpt_lib.load_params(config.init.checkpoint, setup.abstract_state.params,
                                   strict=bool(config.init.get("strict", True)),
                                   params_map=config.init.get("params_map"))
+    fresh = [isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(params)]
+    if not any(fresh):
+      return setup.state_from_params(params), "init.checkpoint"
+    # Some parameters are not in the checkpoint (init.strict=False): they keep their init.
+    state = setup.init_state()
+    params = jax.tree.map(lambda x, init: init if isinstance(x, jax.ShapeDtypeStruct) else x,
+                          params, state.params)
     return state.replace(params=params), "init.checkpoint"
+  state = setup.init_state()
   if import_init is not None:
     params = import_init(state.params)
     _check_same_tree(params, setup.abstract_state.params)
