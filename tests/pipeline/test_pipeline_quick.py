@@ -92,3 +92,20 @@ def test_rerun_skips_and_only_runs_one_step(quick):
   timings = runner.run(config, workdir, only="report", log=lambda _: None)
   assert list(timings) == ["0/report"]
   assert os.path.exists(os.path.join(workdir, "report.md"))
+
+
+def test_readme_gets_the_report_tables_and_figure(quick, tmp_path):
+  from vidistill.pipeline import readme
+  _, workdir, _, _ = quick
+  path = tmp_path / "README.md"
+  path.write_text(f"# x\n\nbefore\n{readme.BEGIN}\nold table\n{readme.END}\nafter\n")
+  assert readme.main(["--workdir", workdir, "--readme", str(path),
+                      "--figures", str(tmp_path / "fig")]) == 0
+  text = path.read_text()
+  assert "old table" not in text and text.startswith("# x\n\nbefore\n") and "after" in text
+  report = open(os.path.join(workdir, "report.md")).read()
+  claims = [l for l in report.splitlines() if l.startswith("- ")]
+  assert claims and all(l in text for l in claims)
+  assert "| pseudo-captions (adapted VLM) |" in text and "configs/pipeline.py:quick" in text
+  assert "](fig/scaling.png)" in text
+  assert (tmp_path / "fig" / "scaling.png").read_bytes()[:4] == b"\x89PNG"

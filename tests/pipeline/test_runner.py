@@ -84,7 +84,7 @@ def test_the_real_step_list_covers_the_method():
   for name in ("world", "text_pretrain", "image_pretrain", "visual_adaptation",
                "language_adaptation", "visual_adaptation_lm_unfrozen", "caption_pseudo",
                "caption_frame", "de_alt_text_1", "de_frame_1", "de_pseudo_1", "de_gold_1",
-               "de_pseudo_1of4", "de_alt_text_1of2", "eval_image", "eval_visual_language",
+               "de_pseudo_1of2", "de_alt_text_1of2", "eval_image", "eval_visual_language",
                "eval_de_pseudo_1", "report"):
     assert name in names
   assert names[0] == "world" and names[-1] == "report"
