@@ -33,7 +33,7 @@ _VARIANTS = {
         stage_variant="default", text_splits="image_text,labeled,narratives",
         stages=dict(text_pretrain=(300, 64), image_pretrain=(400, 64),
                     visual_adaptation=(800, 64), language_adaptation=(400, 64)),
-        de_steps=150, de_batch=64, de_variant="default", fractions=(0.25, 0.5, 1.0),
+        de_steps=200, de_batch=64, de_variant="default", fractions=(0.25, 0.5, 1.0),
         caption_batch=64, caption_unit=500, caption_decode_len=40, eval_max=0, eval_batch=64,
         samples=4),
     # The real recipe (paper Sec. 3-4): PaLI-3's ViT-G/14 + UL2-3B imported, not pre-trained here.
