@@ -18,6 +18,8 @@ def test_written_clips_decode_to_their_size(tmp_path):
 @pytest.mark.slow  # ~50 s: runs in .ci/run's slow phase.
 def test_short_mode_ratios_are_finite():
   result = input_pipeline.run(full=False)
-  assert len(result.figures) == 3
+  sweep = input_pipeline.SIZES["short"]["batch_sweep"]
+  assert len(result.figures) == 3 + 2 * (len(sweep) - 1)
+  assert sorted(result.details["batch_sweep"]) == sorted(sweep)
   for f in result.figures:
     assert math.isfinite(f.ratio) and 0 < f.ratio < 100, f

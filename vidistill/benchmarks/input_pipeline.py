@@ -29,9 +29,9 @@ CAPTION_CONFIG = os.path.join(_REPO, "configs", "caption", "pseudo_caption.py")
 
 SIZES = {
     "short": dict(clips=8, src_frames=16, src_size=64, frames=4, res=32, batch=2, unit=4,
-                  workers=2, model="short", max_len=8),
+                  workers=2, model="short", max_len=8, batch_sweep=(1, 4)),
     "full": dict(clips=64, src_frames=64, src_size=160, frames=8, res=64, batch=8, unit=16,
-                 workers=2, model="short", max_len=16),
+                 workers=2, model="short", max_len=16, batch_sweep=(1, 4, 16, 32)),
 }
 
 
@@ -127,6 +127,21 @@ def run(full: bool = False) -> report.Result:
         "input", "caption job end to end (tiny VLM, greedy)", job_rate,
         "the VLM alone on pre-decoded frames", alone, unit="clips/s", goal=0.9 if full else None,
         note=f"batch {s['batch']}, {s['workers']} decode threads"))
+    # Throughput against the batch size, the job and the VLM alone, each against batch 1.
+    sweep = {}
+    for batch in s["batch_sweep"]:
+      sb = dict(s, batch=batch, unit=max(s["unit"], batch))
+      sweep[batch] = {"alone": decoder_alone_clips_per_s(captioner, paths, sb),
+                      "job": job_clips_per_s(captioner, folder, sb,
+                                             os.path.join(tmp, f"out_b{batch}"))}
+    details["batch_sweep"] = sweep
+    first = s["batch_sweep"][0]
+    for batch in s["batch_sweep"][1:]:
+      for kind, label in (("alone", "the VLM alone"), ("job", "caption job end to end")):
+        figures.append(report.Figure(
+            "input", f"{label}, batch {batch} (tiny VLM, greedy)", sweep[batch][kind],
+            f"the same at batch {first}", sweep[first][kind], unit="clips/s",
+            note="throughput against the batch size"))
     # The same job with a constant-cost model 1.5x as slow per clip as the pipeline decodes (the
     # paper's model is far slower than that): does decoding hide behind the model?
     fixed = captioners.FixedCostCaptioner(1.5 / pipe)
