@@ -8,7 +8,8 @@ Variants: `quick` (every step on a very small world: the end-to-end test, ~5 min
 `default` (the miniature reproduction of the paper's claims, 19 min a seed on 2 cores; goal 15),
 `paper` (the real recipe: imported ViT-G/14 + UL2-3B, SMiT, VidLN, VideoCC + InternVid, MSR-VTT;
 cannot run here, `--dry_run` resolves it). Arguments: `seeds=` (repeats with seeds 0..N-1),
-`world=` (use an existing world directory instead of making one). Anything else via `--config.key=value`.
+`world=` (use an existing world directory instead of making one). Anything else via
+`--config.key=value`.
 """
 import ml_collections
 
