@@ -29,7 +29,7 @@ def _numpy_loss(zv, zt, t, b, kind):
   return (np.sum(lse_rows - np.diag(logits)) + np.sum(lse_cols - np.diag(logits))) / (2 * n)
 
 
-@pytest.mark.parametrize("kind", ["sigmoid", "softmax"])
+@pytest.mark.parametrize("kind", [pytest.param("sigmoid", marks=pytest.mark.slow), "softmax"])
 def test_loss_matches_numpy_and_mesh_path(kind):
   module = dem.build_module({**CONFIG, "loss": kind}, vocab_size=64)
   plain = dem.DualEncoderModel(module, loss=kind)
@@ -51,6 +51,7 @@ def test_loss_matches_numpy_and_mesh_path(kind):
   np.testing.assert_allclose(float(loss_mesh), float(loss), rtol=1e-5)
 
 
+@pytest.mark.slow  # ~10 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_embedders_equal_module_encoders():
   class Vocab:
     eos_id = 1

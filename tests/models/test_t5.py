@@ -194,6 +194,7 @@ def _train_loss(cfg, policy, enc, dec, rng):
   return loss
 
 
+@pytest.mark.slow  # ~10 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_dropout_only_in_training_and_remat_forward():
   """Dropout acts only in training and is a function of the rng; remat keeps parameter names
   and values (dropout > 0 also checks that `deterministic` is static under remat)."""

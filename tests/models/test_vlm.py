@@ -71,6 +71,7 @@ def test_video_to_float():
   np.testing.assert_array_equal(vlm.video_to_float(floats), floats)
 
 
+@pytest.mark.slow  # ~10 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_loss_is_token_cross_entropy_over_targets_with_prefix_mask(setup):
   model, _, params = setup
   batch = _batch()
