@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging as pylogging
 import sys
 from types import ModuleType
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from absl import app
 from absl import flags
@@ -20,6 +20,13 @@ def define_config_and_workdir(default_config: str | None = None, *, workdir_help
       " Override any field with `--config.field.sub=value`; unknown fields are an error.",
       lock_config=True)
   flags.DEFINE_string("workdir", None, workdir_help or "Directory for this job's outputs (created).")
+
+
+def define_once(define: Callable[..., Any], name: str, default: Any, help_: str) -> None:
+  """`define(name, default, help_)` unless an earlier command in this process defined `name`
+  (absl flags are process-global; the pipeline runs several commands' code in one process)."""
+  if name not in flags.FLAGS:
+    define(name, default, help_)
 
 
 def run_command(prog: str, argv: Sequence[str], doc: str, flag_modules: Sequence[ModuleType],

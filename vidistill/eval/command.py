@@ -28,13 +28,12 @@ def define_flags() -> None:
   if "config" not in flags.FLAGS:
     flags_lib.define_config_and_workdir(
         workdir_help="Directory for results.json, results.md and predictions (created).")
-  if "workdir" not in flags.FLAGS:
-    flags.DEFINE_string("workdir", None, "Directory for results.json, results.md and "
-                        "predictions (created).")
-  if "checkpoint" not in flags.FLAGS:
-    flags.DEFINE_string("checkpoint", None, "Checkpoint directory of the model to evaluate.")
-  if "only" not in flags.FLAGS:
-    flags.DEFINE_list("only", [], "Run only these entries of config.evals (comma-separated).")
+  flags_lib.define_once(flags.DEFINE_string, "workdir", None, "Directory for results.json, "
+                        "results.md and predictions (created).")
+  flags_lib.define_once(flags.DEFINE_string, "checkpoint", None,
+                        "Checkpoint directory of the model to evaluate.")
+  flags_lib.define_once(flags.DEFINE_list, "only", [],
+                        "Run only these entries of config.evals (comma-separated).")
 
 
 def run_suite(config: ml_collections.ConfigDict, model: Any, workdir: str, *, checkpoint: str,

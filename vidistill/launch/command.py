@@ -24,14 +24,13 @@ LAUNCHERS = ("local",)
 def define_flags() -> None:
   if "devices_per_process" in flags.FLAGS:
     return
-  if "num_processes" not in flags.FLAGS:  # multihost.define_flags() may have defined it already.
-    flags.DEFINE_integer("num_processes", None, "How many processes to start.")
+  # multihost.define_flags() may have defined num_processes already.
+  flags_lib.define_once(flags.DEFINE_integer, "num_processes", None, "How many processes to start.")
   flags.DEFINE_integer("devices_per_process", 1, "CPU devices each process sees "
                        "(--xla_force_host_platform_device_count).")
   flags.DEFINE_integer("port", None, "Coordinator port on 127.0.0.1 (default: a free one).")
   flags.DEFINE_float("timeout_s", None, "Stop every process after this many seconds.")
-  if "dry_run" not in flags.FLAGS:
-    flags.DEFINE_bool("dry_run", False, "Print what would run; start nothing.")
+  flags_lib.define_once(flags.DEFINE_bool, "dry_run", False, "Print what would run; start nothing.")
 
 
 def split_command(argv: Sequence[str]) -> tuple[list[str], list[str]]:

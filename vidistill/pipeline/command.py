@@ -25,16 +25,14 @@ def define_flags() -> None:
   if "config" not in flags.FLAGS:
     flags_lib.define_config_and_workdir(
         workdir_help="The run's directory: world/, seed_<k>/<step>/, report.md. Rerun to resume.")
-  for name, help_ in (("only", "Run only this step (again, if it is complete)."),
-                      ("from", "Run this step and every later one (again).")):
-    if name not in flags.FLAGS:
-      flags.DEFINE_string(name, "", help_)
-  if "seeds" not in flags.FLAGS:
-    flags.DEFINE_integer("seeds", 0, "Repeat the training steps with seeds 0..N-1 and report mean "
-                         "± std (0: config.seeds).")
-  if "dry_run" not in flags.FLAGS:
-    flags.DEFINE_bool("dry_run", False, "Resolve every config and model shape (jax.eval_shape); "
-                      "run nothing.")
+  flags_lib.define_once(flags.DEFINE_string, "only", "",
+                        "Run only this step (again, if it is complete).")
+  flags_lib.define_once(flags.DEFINE_string, "from", "",
+                        "Run this step and every later one (again).")
+  flags_lib.define_once(flags.DEFINE_integer, "seeds", 0, "Repeat the training steps with seeds "
+                        "0..N-1 and report mean ± std (0: config.seeds).")
+  flags_lib.define_once(flags.DEFINE_bool, "dry_run", False, "Resolve every config and model "
+                        "shape (jax.eval_shape); run nothing.")
 
 
 def main(argv: Sequence[str]) -> None:

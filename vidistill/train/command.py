@@ -28,9 +28,9 @@ def define_flags() -> None:
     flags_lib.define_config_and_workdir(workdir_help="This stage's directory: config.json, "
                                         "checkpoints/, metrics. Rerun to resume.")
     multihost.define_flags()
-  if "dry_run" not in flags.FLAGS:
-    flags.DEFINE_bool("dry_run", False, "Resolve the config, build the model and print its "
-                      "parameter count and shapes (jax.eval_shape); train nothing.")
+  flags_lib.define_once(flags.DEFINE_bool, "dry_run", False, "Resolve the config, build the "
+                        "model and print its parameter count and shapes (jax.eval_shape); train "
+                        "nothing.")
 
 
 def main(argv: Sequence[str]) -> None:
