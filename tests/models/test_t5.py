@@ -138,6 +138,7 @@ def test_rms_norm_matches_numpy():
   np.testing.assert_allclose(y, want, rtol=1e-5)
 
 
+@pytest.mark.slow  # ~5 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_encoder_padding_is_masked():
   cfg = _config()
   params = _init(cfg)
@@ -244,6 +245,7 @@ def test_shift_right():
   np.testing.assert_array_equal(t5.shift_right(jnp.array([[5, 6, 1, 0]])), [[0, 5, 6, 1]])
 
 
+@pytest.mark.slow  # ~5 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_sharded_forward_on_a_fake_mesh_equals_unsharded():
   """Every logical name maps through the project's rules (data / fsdp / tensor parallel), and the
   activation constraints change layouts, not values."""
