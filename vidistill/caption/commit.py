@@ -11,18 +11,25 @@ them into place, fsync the folders, then write the done record the same way. A u
 its done record exists (and the files it lists have the sizes it records). A crash before the done
 record leaves at most files that no reader trusts and a restart overwrites; a crash after it
 leaves a finished unit that the restart skips. Renames within one folder are atomic on POSIX file
-systems; the output directory must be one (a local disk, NFS, or a FUSE-mounted bucket with
-atomic rename).
+systems (a local disk, NFS).
+
+The output directory may also be a bucket (`gs://...`, through vidistill.fs and tf.io.gfile).
+GCS has no atomic rename: the "rename" is copy-then-delete, but an object appears whole or not at
+all, so "write temp, copy to the final name, write the done record last" keeps exactly-once: the
+final name never holds part of a file, and the done record (itself one whole object) exists only
+after both files do. A crash between the copy and the delete leaves a temp object, which
+`remove_stale_temps` deletes on restart. fsyncs are no-ops there (an object is durable once
+closed).
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
 import secrets
 import time
 from typing import Any, Iterable, Mapping
 
+from vidistill import fs
 from vidistill.caption import writers
 
 CAPTIONS, FAILURES, DONE = "captions", "failures", "done"
@@ -46,7 +53,7 @@ def done_path(output_dir: str, index: int) -> str:
 
 def make_dirs(output_dir: str) -> None:
   for sub in (CAPTIONS, FAILURES, DONE):
-    os.makedirs(os.path.join(output_dir, sub), exist_ok=True)
+    fs.makedirs(os.path.join(output_dir, sub))
 
 
 def _temp_name(path: str) -> str:
@@ -56,31 +63,33 @@ def _temp_name(path: str) -> str:
 def _write_temp(path: str, data: bytes) -> str:
   """`data` in a new fsynced temp file beside `path`; returns the temp file's name."""
   temp = _temp_name(path)
-  with open(temp, "wb") as f:
+  with fs.open(temp, "wb") as f:
     f.write(data)
-    f.flush()
-    os.fsync(f.fileno())
+    fs.fsync_file(f)
   return temp
 
 
 def atomic_write(path: str, data: bytes) -> None:
   """Replaces `path` with `data` so that a reader sees the old file or the new one, never a part."""
-  os.replace(_write_temp(path, data), path)
-  writers.fsync(os.path.dirname(path) or ".")
+  fs.replace(_write_temp(path, data), path)
+  fs.fsync_dir(os.path.dirname(path) or ".")
 
 
 def create_file_once(path: str, data: bytes) -> bool:
-  """Creates `path` with `data` unless it exists (then False). Atomic among racing processes."""
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  """Creates `path` with `data` unless it exists (then False).
+
+  Atomic among racing processes on a local file system (a hard link fails if `path` exists, unlike
+  rename: the first writer wins). On GCS the check and the copy are two requests, so processes
+  starting at the same instant may each "create" it; the plan they write is the same bytes for
+  the same job, and a later start with other settings still finds and checks the file.
+  """
+  fs.makedirs(os.path.dirname(path) or ".")
   temp = _write_temp(path, data)
   try:
-    os.link(temp, path)  # Fails if `path` exists, unlike rename: the first writer wins.
-    created = True
-  except FileExistsError:
-    created = False
+    created = fs.copy_new(temp, path)
   finally:
-    os.unlink(temp)
-  writers.fsync(os.path.dirname(path) or ".")
+    fs.remove(temp)
+  fs.fsync_dir(os.path.dirname(path) or ".")
   return created
 
 
@@ -98,11 +107,13 @@ def commit_unit(output_dir: str, index: int, rows: Iterable[Mapping[str, Any]],
             "failures": writers.write_rows(temps["failures"], failures, "jsonl")}
   files = {}
   for key, path in final.items():
-    os.replace(temps[key], path)
-    files[key] = {"file": os.path.relpath(path, output_dir), "rows": counts[key],
-                  "bytes": os.path.getsize(path)}
+    # On GCS a copy-then-delete: `path` appears whole; the done record below is the commit point.
+    fs.replace(temps[key], path)
+    sub = CAPTIONS if key == "captions" else FAILURES
+    files[key] = {"file": os.path.join(sub, os.path.basename(path)), "rows": counts[key],
+                  "bytes": fs.getsize(path)}
   for sub in (CAPTIONS, FAILURES):
-    writers.fsync(os.path.join(output_dir, sub))
+    fs.fsync_dir(os.path.join(output_dir, sub))
   record = {"unit": index, "format": fmt, **files, **dict(info), "committed_at": time.time()}
   atomic_write(done_path(output_dir, index), json.dumps(record, sort_keys=True).encode())
   return record
@@ -116,7 +127,7 @@ def read_done(output_dir: str, index: int) -> dict[str, Any] | None:
   """
   path = done_path(output_dir, index)
   try:
-    with open(path, encoding="utf-8") as f:
+    with fs.open(path, encoding="utf-8") as f:
       record = json.load(f)
   except FileNotFoundError:
     return None
@@ -125,7 +136,7 @@ def read_done(output_dir: str, index: int) -> dict[str, Any] | None:
   for key in ("captions", "failures"):
     entry = record.get(key, {})
     file = os.path.join(output_dir, str(entry.get("file", "")))
-    if not os.path.isfile(file) or os.path.getsize(file) != entry.get("bytes"):
+    if not fs.isfile(file) or fs.getsize(file) != entry.get("bytes"):
       return None
   return record
 
@@ -133,7 +144,7 @@ def read_done(output_dir: str, index: int) -> dict[str, Any] | None:
 def done_records(output_dir: str) -> dict[int, dict[str, Any]]:
   """Every valid done record in the output directory, by unit index."""
   records = {}
-  for path in sorted(glob.glob(os.path.join(output_dir, DONE, "unit-*.json"))):
+  for path in sorted(fs.glob(os.path.join(output_dir, DONE, "unit-*.json"))):
     stem = os.path.basename(path)[len("unit-"):-len(".json")]
     if stem.isdigit():
       record = read_done(output_dir, int(stem))
@@ -148,7 +159,7 @@ def remove_stale_temps(output_dir: str, indices: Iterable[int]) -> int:
   removed = 0
   for index in indices:
     for sub in (CAPTIONS, FAILURES, DONE):
-      for path in glob.glob(os.path.join(output_dir, sub, unit_name(index) + ".*.tmp.*")):
-        os.unlink(path)
+      for path in fs.glob(os.path.join(output_dir, sub, unit_name(index) + ".*.tmp.*")):
+        fs.remove(path)
         removed += 1
   return removed

@@ -28,6 +28,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from vidistill import fs
 from vidistill.caption import commit
 from vidistill.caption import frames as frames_lib
 from vidistill.caption import progress as progress_lib
@@ -128,7 +129,7 @@ def run_job(config: ml_collections.ConfigDict, captioner: Captioner, input_spec:
                            allowed_schemes=tuple(config.allowed_schemes),
                            on_duplicate=config.on_duplicate)
   units = units_lib.make_units(manifest, config.unit_size)
-  os.makedirs(output_dir, exist_ok=True)
+  fs.makedirs(output_dir)
   commit.make_dirs(output_dir)
   units_lib.write_or_check_plan(output_dir, manifest, units, config.unit_size,
                                 job_settings(config, captioner))

@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 from absl import logging
 
+from vidistill import fs
+
 
 def metrics_path(output_dir: str, process_index: int) -> str:
   return os.path.join(output_dir, "metrics", f"process-{process_index:05d}.jsonl")
@@ -27,7 +29,7 @@ class Progress:
   def __init__(self, output_dir: str, process_index: int, *, units_total: int,
                videos_total: int, every_s: float, clock: Callable[[], float] = time.monotonic):
     self.path = metrics_path(output_dir, process_index)
-    os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    fs.makedirs(os.path.dirname(self.path))
     self.units_total, self.videos_total, self.every_s = units_total, videos_total, every_s
     self._clock = clock
     self._start = self._last_report = clock()
@@ -75,7 +77,8 @@ class Progress:
                  snap["videos_done"], snap["videos_total"], snap["videos_failed"],
                  snap["videos_per_s"], snap["tokens_per_s"], 100 * snap["input_wait_fraction"],
                  eta)
-    with open(self.path, "a", encoding="utf-8") as f:
+    # Remote (gs://): an append rewrites the object; one line per report, so small.
+    with fs.open(self.path, "a", encoding="utf-8") as f:
       f.write(json.dumps(snap) + "\n")
     return snap
 

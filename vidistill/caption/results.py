@@ -14,6 +14,7 @@ import json
 import os
 from typing import Any, Iterator
 
+from vidistill import fs
 from vidistill.caption import commit
 from vidistill.caption import units as units_lib
 from vidistill.caption import writers
@@ -25,7 +26,7 @@ def iter_rows(output_dir: str, prompt: str | None = None) -> Iterator[dict[str, 
 
   `prompt` keeps the rows of one prompt, by its name in config.prompts ("short") or its text.
   """
-  if not os.path.isdir(output_dir):
+  if not fs.isdir(output_dir):
     raise FileNotFoundError(f"{output_dir}: no such caption output directory (the --output of "
                             "`vidistill caption`)")
   matched, names = False, set()
@@ -78,7 +79,7 @@ def caption_source(output_dir: str, *, num_frames: int, resolution: int,
   """
   from vidistill.data import tasks  # pylint: disable=g-import-not-at-top  (seqio, TensorFlow)
   records = caption_records(output_dir, prompt, split)
-  unreadable = [r for r in records if not os.path.isfile(r.path)]
+  unreadable = [r for r in records if not fs.isfile(r.path)]
   if unreadable:
     raise ValueError(
         f"{output_dir}: {len(unreadable)} captioned videos are not local files any more (e.g. "
@@ -98,7 +99,7 @@ def read_failures(output_dir: str) -> list[dict[str, Any]]:
 def status(output_dir: str) -> dict[str, Any]:
   """Units committed / total, videos captioned and failed so far, over all processes."""
   plan = os.path.join(output_dir, units_lib.PLAN_FILE)
-  with open(plan, encoding="utf-8") as f:
+  with fs.open(plan, encoding="utf-8") as f:
     header = json.loads(f.readline())
   done = commit.done_records(output_dir)
   return {"units_total": header["num_units"], "units_done": len(done),

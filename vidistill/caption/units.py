@@ -17,6 +17,7 @@ import json
 import os
 from typing import Sequence
 
+from vidistill import fs
 from vidistill.caption import commit
 from vidistill.caption.manifest import Entry, Manifest
 
@@ -93,7 +94,7 @@ def write_or_check_plan(output_dir: str, manifest: Manifest, units: Sequence[Uni
   text = "\n".join(lines) + "\n"
   if commit.create_file_once(path, text.encode()):
     return True
-  with open(path, encoding="utf-8") as f:
+  with fs.open(path, encoding="utf-8") as f:
     old = f.read().splitlines()
   if _comparable(old) == _comparable(lines):
     return False

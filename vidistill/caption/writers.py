@@ -19,13 +19,15 @@ A row is one caption:
 TFRecord and ArrayRecord records are serialized `tf.train.Example`s (the same encoding as the
 example shards), so `tf.data` reads them directly; TensorFlow is imported only for those formats.
 Writers write to the path they are given (a temp name) and fsync on close: renaming into place is
-commit.py's job.
+commit.py's job. JSONL and TFRecord files may be remote (`gs://...`: vidistill.fs, tf.io.gfile);
+ArrayRecord files are written and read through array_record's own file layer.
 """
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Iterable, Iterator, Mapping
+
+from vidistill import fs
 
 FORMATS = ("jsonl", "tfrecord", "arrayrecord")
 EXTENSIONS = {"jsonl": ".jsonl", "tfrecord": ".tfrecord", "arrayrecord": ".array_record"}
@@ -40,12 +42,8 @@ def _check_format(fmt: str) -> None:
 
 
 def fsync(path: str) -> None:
-  """Flushes a file, or a folder's entries (after a rename into it), to the disk."""
-  fd = os.open(path, os.O_RDONLY)
-  try:
-    os.fsync(fd)
-  finally:
-    os.close(fd)
+  """Flushes a file, or a folder's entries (after a rename into it), to the disk (no-op remote)."""
+  fs.fsync_dir(path)
 
 
 def write_rows(path: str, rows: Iterable[Mapping[str, Any]], fmt: str = "jsonl") -> int:
@@ -53,12 +51,11 @@ def write_rows(path: str, rows: Iterable[Mapping[str, Any]], fmt: str = "jsonl")
   _check_format(fmt)
   count = 0
   if fmt == "jsonl":
-    with open(path, "w", encoding="utf-8") as f:
+    with fs.open(path, "w", encoding="utf-8") as f:
       for row in rows:
         f.write(json.dumps(row, ensure_ascii=False) + "\n")
         count += 1
-      f.flush()
-      os.fsync(f.fileno())
+      fs.fsync_file(f)
     return count
   records = [_to_example(row).SerializeToString() for row in rows]
   if fmt == "tfrecord":
@@ -80,7 +77,7 @@ def read_rows(path: str, fmt: str = "jsonl") -> Iterator[dict[str, Any]]:
   """The rows of one caption file, in the order written."""
   _check_format(fmt)
   if fmt == "jsonl":
-    with open(path, encoding="utf-8") as f:
+    with fs.open(path, encoding="utf-8") as f:
       for line_no, line in enumerate(f, start=1):
         if line.strip():
           try:
