@@ -18,6 +18,8 @@ import math
 import os
 from typing import Any, Mapping
 
+from vidistill import fs
+
 import ml_collections
 import numpy as np
 
@@ -101,13 +103,14 @@ def console_table(doc: Mapping[str, Any]) -> str:
 
 def write(workdir: str, doc: Mapping[str, Any]) -> tuple[str, str]:
   """Writes results.json and results.md into `workdir` (atomically each); returns their paths."""
-  os.makedirs(workdir, exist_ok=True)
+  fs.makedirs(workdir)
   paths = []
   for name, text in ((RESULTS_JSON, json.dumps(doc, indent=2, allow_nan=False) + "\n"),
                      (RESULTS_MD, markdown(doc) + "\n")):
     path = os.path.join(workdir, name)
-    with open(path + ".partial", "w", encoding="utf-8") as f:
+    # On gs:// the replace is a copy then a delete; the copied object appears whole.
+    with fs.open(path + ".partial", "w", encoding="utf-8") as f:
       f.write(text)
-    os.replace(path + ".partial", path)
+    fs.replace(path + ".partial", path)
     paths.append(path)
   return paths[0], paths[1]

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from vidistill import fs
 from vidistill.config_args import ConfigError
 from vidistill.data.annotations import DEFAULT_EXTENSIONS, record_id
 from vidistill.data.records import VideoRecord
@@ -387,12 +388,12 @@ def write_predictions(output_dir: str | None, rows: Sequence[Mapping[str, Any]])
   """Writes `output_dir/predictions.jsonl` (one JSON object a row; atomically); returns the path."""
   if output_dir is None:
     return None
-  os.makedirs(output_dir, exist_ok=True)
+  fs.makedirs(output_dir)
   path = os.path.join(output_dir, "predictions.jsonl")
-  with open(path + ".partial", "w", encoding="utf-8") as f:
+  with fs.open(path + ".partial", "w", encoding="utf-8") as f:
     for row in rows:
       f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
-  os.replace(path + ".partial", path)
+  fs.replace(path + ".partial", path)
   return path
 
 
