@@ -153,9 +153,9 @@ def glob(pattern: str) -> list[str]:
 
 
 def abspath(path: str) -> str:
-  """os.path.abspath for local paths; a remote path is already absolute (and must not be
-  normalised: abspath would turn `gs://b` into `<cwd>/gs:/b`)."""
-  return path if is_remote(path) else os.path.abspath(path)
+  """os.path.abspath for local paths; a remote path is already absolute (os.path.abspath would
+  turn `gs://b` into `<cwd>/gs:/b`): only a trailing "/" is dropped, as abspath does."""
+  return path.rstrip("/") if is_remote(path) else os.path.abspath(path)
 
 
 def replace(src: str, dst: str) -> None:

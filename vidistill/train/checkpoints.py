@@ -11,6 +11,11 @@ A step directory is complete only once orbax has finalised it: it writes into
 mid-save leaves a tmp directory that is never read (and is deleted when the manager next opens).
 A step directory without `commit_success.txt` (e.g. a partial copy) is set aside as
 `<step>.incomplete` with a warning instead of being restored.
+
+The workdir may be remote (`gs://...`): orbax writes there through etils epath, and locating steps
+and setting aside incomplete ones go through vidistill.fs (tf.io.gfile). On GCS, setting aside is
+a copy of the step's files then a delete (no rename): a crash in between leaves both, and the
+step directory, still without `commit_success.txt`, is set aside again on the next start.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from etils import epath
 from absl import logging
 from jax.experimental import multihost_utils
 
+from vidistill import fs
 from vidistill.train import state as state_lib
 
 SUBDIR = "checkpoints"
@@ -57,8 +63,8 @@ class Checkpoints:
 
   def __init__(self, directory: str, *, keep: int = 0, async_save: bool = True):
     _configure_array_handler()
-    self.directory = os.path.abspath(directory)
-    if jax.process_index() == 0 and os.path.isdir(self.directory):
+    self.directory = fs.abspath(directory)
+    if jax.process_index() == 0 and fs.isdir(self.directory):
       _set_aside_incomplete(self.directory)
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices("vidistill_checkpoints_set_aside")
@@ -115,14 +121,13 @@ class Checkpoints:
 
 
 def _set_aside_incomplete(directory: str) -> None:
-  for name in os.listdir(directory):
+  for name in fs.listdir(directory):
     path = os.path.join(directory, name)
-    if name.isdigit() and os.path.isdir(path) and not os.path.exists(
-        os.path.join(path, COMMIT_FILE)):
+    if name.isdigit() and fs.isdir(path) and not fs.isfile(os.path.join(path, COMMIT_FILE)):
       target = path + ".incomplete"
       logging.warning("checkpoint %s has no %s (an unfinished or partial copy); moving it to %s "
                       "and ignoring it", path, COMMIT_FILE, target)
-      os.replace(path, target)
+      fs.replace(path, target)
 
 
 # ----------------------------------------------------------------------- params from another run
@@ -130,16 +135,16 @@ def _set_aside_incomplete(directory: str) -> None:
 
 def _locate(path: str) -> tuple[str, int]:
   """`path` = a workdir, its checkpoints/ directory, or one step directory -> (dir, step)."""
-  path = os.path.abspath(path)
-  if os.path.isdir(os.path.join(path, SUBDIR)):
+  path = fs.abspath(path)
+  if fs.isdir(os.path.join(path, SUBDIR)):
     path = os.path.join(path, SUBDIR)
   name = os.path.basename(path)
-  if name.isdigit() and os.path.isdir(os.path.join(path, "params")):
-    if not os.path.exists(os.path.join(path, COMMIT_FILE)):
+  if name.isdigit() and fs.isdir(os.path.join(path, "params")):
+    if not fs.isfile(os.path.join(path, COMMIT_FILE)):
       raise CheckpointError(f"{path} is not a finalised checkpoint (no {COMMIT_FILE})")
     return os.path.dirname(path), int(name)
-  steps = [int(n) for n in os.listdir(path) if n.isdigit() and os.path.exists(
-      os.path.join(path, n, COMMIT_FILE))] if os.path.isdir(path) else []
+  steps = [int(n) for n in fs.listdir(path) if n.isdigit() and fs.isfile(
+      os.path.join(path, n, COMMIT_FILE))] if fs.isdir(path) else []
   if not steps:
     raise CheckpointError(
         f"no complete checkpoint under {path!r}; give a training workdir, its {SUBDIR}/ "

@@ -15,6 +15,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from vidistill import fs
 from vidistill.models import build as build_lib
 from vidistill.parallel import partitioning
 from vidistill.train import checkpoints as ckpt_lib
@@ -32,28 +33,28 @@ class Trained:
 
 
 def write_config(config: ml_collections.ConfigDict, workdir: str) -> str:
-  os.makedirs(workdir, exist_ok=True)
+  fs.makedirs(workdir)
   path = os.path.join(workdir, CONFIG_FILE)
   tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
+  with fs.open(tmp, "w", encoding="utf-8") as f:
     f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
-  os.replace(tmp, path)
+  fs.replace(tmp, path)  # gs://: copy then delete; config.json appears whole.
   return path
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(_workdir_of(workdir), CONFIG_FILE)
-  if not os.path.exists(path):
+  if not fs.isfile(path):
     raise FileNotFoundError(f"{path} does not exist: {workdir!r} is not a workdir written by "
                             "`vidistill train` (it writes config.json beside checkpoints/)")
-  with open(path, encoding="utf-8") as f:
+  with fs.open(path, encoding="utf-8") as f:
     return ml_collections.ConfigDict(json.load(f))
 
 
 def _workdir_of(path: str) -> str:
-  path = os.path.abspath(path)
+  path = fs.abspath(path)
   for candidate in (path, os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
-    if os.path.exists(os.path.join(candidate, CONFIG_FILE)):
+    if fs.isfile(os.path.join(candidate, CONFIG_FILE)):
       return candidate
   return path
 

@@ -44,6 +44,7 @@ import numpy as np
 from absl import logging
 from jax.sharding import NamedSharding
 
+from vidistill import fs
 from vidistill.config_args import ConfigError, resolve_steps
 from vidistill.parallel import mesh as mesh_lib
 from vidistill.parallel import partitioning
@@ -115,7 +116,7 @@ def train(config: Any, workdir: str, model: Any, data: DataFn, *,
                      "vidistill/train/model_api.py for what the trainer calls")
   total_steps = resolve_steps("total", config, examples_per_step=int(config.batch_size),
                               dataset_size=config.get("dataset_size"))
-  os.makedirs(workdir, exist_ok=True)
+  fs.makedirs(workdir)
   writer = writer or metrics_lib.make_writer(workdir, tensorboard=config.get("tensorboard", True))
   with contextlib.ExitStack() as cleanup:
     ckpts = ckpt_lib.Checkpoints(os.path.join(workdir, ckpt_lib.SUBDIR),
