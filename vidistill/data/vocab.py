@@ -14,6 +14,8 @@ from typing import Iterable
 import seqio
 import sentencepiece as spm
 
+from vidistill import fs
+
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
 
 
@@ -50,13 +52,17 @@ def train_sentencepiece(sentences: Iterable[str], model_path: str, *, vocab_size
 
 def load_vocabulary(model_path: str, extra_ids: int = 0) -> seqio.SentencePieceVocabulary:
   """A seqio vocabulary over a SentencePiece model file (ours, or T5/UL2's `spiece.model`)."""
-  if not os.path.exists(model_path):
+  if not fs.exists(model_path):
     raise VocabularyError(
         f"SentencePiece model {model_path!r} does not exist; for the synthetic world it is written by"
         " `vidistill data synth`, for real models point the config at the T5/UL2 spiece.model")
   processor = spm.SentencePieceProcessor()
   try:
-    processor.Load(model_path)
+    if fs.is_remote(model_path):  # gs://: SentencePiece reads local files only; seqio uses gfile.
+      with fs.open(model_path, "rb") as f:
+        processor.LoadFromSerializedProto(f.read())
+    else:
+      processor.Load(model_path)
   except (OSError, RuntimeError) as e:
     raise VocabularyError(f"{model_path!r} is not a SentencePiece model: {e}") from None
   if processor.pad_id() != PAD_ID or processor.eos_id() != EOS_ID:

@@ -19,13 +19,13 @@ O(1) and the global batch independent of the number of processes (vidistill/trai
 from __future__ import annotations
 
 import functools
-import glob
 import json
 import os
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
+from vidistill import fs
 from vidistill.data import instructions
 from vidistill.data import shards
 from vidistill.data import tasks
@@ -49,21 +49,21 @@ def vocabulary(data: Mapping[str, Any]):
 
 def world_info(world_dir: str) -> dict[str, Any]:
   path = os.path.join(world_dir, "world.json")
-  if not os.path.exists(path):
+  if not fs.exists(path):
     raise StageDataError(f"data.world={world_dir!r} is not a synthetic world (no world.json); make "
                          "one with `vidistill data synth --config configs/data/synthetic.py "
                          f"--workdir {world_dir}`")
-  with open(path, encoding="utf-8") as f:
+  with fs.open(path, encoding="utf-8") as f:
     return json.load(f)
 
 
 def _truth(world_dir: str, split: str) -> dict[str, dict[str, Any]]:
-  with open(os.path.join(world_dir, "truth", f"{split}.jsonl"), encoding="utf-8") as f:
+  with fs.open(os.path.join(world_dir, "truth", f"{split}.jsonl"), encoding="utf-8") as f:
     return {r["id"]: r for r in map(json.loads, f)}
 
 
 def _split_shards(world_dir: str, split: str) -> list[str]:
-  paths = sorted(glob.glob(os.path.join(world_dir, "shards", f"{split}-*.tfrecord")))
+  paths = sorted(fs.glob(os.path.join(world_dir, "shards", f"{split}-*.tfrecord")))
   if not paths:
     raise StageDataError(f"no shards of split {split!r} in {world_dir}/shards; the world's splits "
                          f"are {sorted(world_info(world_dir)['splits'])}")

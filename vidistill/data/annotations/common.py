@@ -19,6 +19,7 @@ import os
 import re
 from typing import Any, Iterator, Mapping, Sequence
 
+from vidistill import fs
 from vidistill.data.records import AnnotationError, VideoRecord
 
 _TIMESTAMP = re.compile(r"^(?:(?:(\d+):)?([0-5]?\d):)?(\d+(?:\.\d*)?)$")
@@ -60,14 +61,14 @@ def youtube_id_from_url(url: str) -> str | None:
 
 
 def check_file(path: str) -> None:
-  if not os.path.isfile(path):
+  if not fs.isfile(path):
     raise AnnotationError(path, None, "no such annotation file; check the path (--annotations)")
 
 
 def load_json(path: str) -> Any:
   """The parsed JSON document; a syntax error names the line and column."""
   check_file(path)
-  with open(path, encoding="utf-8") as f:
+  with fs.open(path, encoding="utf-8") as f:
     try:
       return json.load(f)
     except json.JSONDecodeError as e:
@@ -105,7 +106,7 @@ def _check_objects(values: list[Any], path: str, name: str) -> None:
 def iter_jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
   """(line number, object) for each non-blank line of a JSON-lines file."""
   check_file(path)
-  with open(path, encoding="utf-8") as f:
+  with fs.open(path, encoding="utf-8") as f:
     for line_no, line in enumerate(f, start=1):
       if not line.strip():
         continue
@@ -126,7 +127,7 @@ def iter_csv(path: str, required: Sequence[str]) -> Iterator[tuple[int, dict[str
   """
   check_file(path)
   # utf-8-sig: files saved by Excel start with a byte-order mark.
-  with open(path, encoding="utf-8-sig", newline="") as f:
+  with fs.open(path, encoding="utf-8-sig", newline="") as f:
     reader = csv.reader(f)
     header = None
     next_line = 1

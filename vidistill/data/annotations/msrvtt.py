@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 
+from vidistill import fs
 from vidistill.data.annotations import common
 from vidistill.data.records import AnnotationError, VideoRecord
 
@@ -77,7 +78,7 @@ def _captions_file(path: str, captions_path: str | None) -> str:
   if captions_path is not None:
     return captions_path
   sibling = os.path.join(os.path.dirname(path), DEFAULT_CAPTIONS_FILE)
-  if not os.path.isfile(sibling):
+  if not fs.isfile(sibling):
     raise AnnotationError(path, None, f"the split list holds video ids only; their captions come "
                           f"from a videodatainfo JSON, looked for {sibling}: pass captions_path=")
   return sibling

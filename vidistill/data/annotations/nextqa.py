@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from vidistill import fs
 from vidistill.data.annotations import common
 from vidistill.data.records import AnnotationError, VideoRecord
 
@@ -23,7 +24,7 @@ _CANDIDATES = ("a0", "a1", "a2", "a3", "a4")
 def _load_video_map(path: str, video_map: str | None) -> dict[str, str]:
   if video_map is None:
     sibling = os.path.join(os.path.dirname(path), DEFAULT_VIDEO_MAP)
-    if not os.path.isfile(sibling):
+    if not fs.isfile(sibling):
       return {}
     video_map = sibling
   doc = common.load_json(video_map)

@@ -15,6 +15,7 @@ import math
 import os
 from typing import Sequence
 
+from vidistill import fs
 from vidistill.data.annotations import common
 from vidistill.data.records import VideoRecord
 
@@ -98,14 +99,14 @@ def resolve_video(record: VideoRecord, video_root: str,
     base = record.path if os.path.isabs(record.path) else os.path.join(video_root, record.path)
     for candidate in _with_extensions(base, extensions):
       tried.append(candidate)
-      if os.path.isfile(candidate):
+      if fs.isfile(candidate):
         return ResolvedVideo(candidate, _own_window(record))
-  folders = [(f, os.path.isdir(os.path.join(video_root, f))) for f in _folders(record)]
+  folders = [(f, fs.isdir(os.path.join(video_root, f))) for f in _folders(record)]
   for stem, window in _stems(record):  # Names outermost: a clip anywhere beats the full video.
     for folder, present in folders:  # Absent folders cost one stat, not one per file name.
       for candidate in _with_extensions(os.path.join(video_root, folder, stem), extensions):
         tried.append(candidate)
-        if present and os.path.isfile(candidate):
+        if present and fs.isfile(candidate):
           return ResolvedVideo(candidate, window)
   raise VideoPathError(record, video_root, tried)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from vidistill import fs
 from vidistill.data.annotations import common
 from vidistill.data.records import AnnotationError, VideoRecord
 
@@ -27,7 +28,7 @@ def read_smit(path: str, *, transcription_dir: str | None = None,
   if transcription_dir is None:
     transcription_dir = os.path.join(os.path.dirname(path), "transcriptions")
   records = []
-  with open(path, encoding="utf-8") as f:
+  with fs.open(path, encoding="utf-8") as f:
     for line_no, line in enumerate(f, start=1):
       name = line.strip()
       if not name:
@@ -35,10 +36,10 @@ def read_smit(path: str, *, transcription_dir: str | None = None,
       stem, ext = os.path.splitext(name)
       name = stem if ext.lower() in _VIDEO_EXTENSIONS else name
       transcript = os.path.join(transcription_dir, name + ".txt")
-      if not os.path.isfile(transcript):
+      if not fs.isfile(transcript):
         raise AnnotationError(path, line_no, f"no transcript {transcript} for video {name!r}; "
                               "pass transcription_dir= (the folder of <name>.txt files)")
-      with open(transcript, encoding="utf-8") as t:
+      with fs.open(transcript, encoding="utf-8") as t:
         caption = next((s.strip() for s in t if s.strip()), "")
       if not caption:
         raise AnnotationError(path, line_no, f"transcript {transcript} is empty")
