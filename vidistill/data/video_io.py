@@ -27,6 +27,8 @@ import av
 from av.video.reformatter import VideoReformatter
 import numpy as np
 
+from vidistill import fs
+
 PathOrFile = Union[str, os.PathLike, BinaryIO]
 Resolution = Union[int, tuple[int, int], None]
 
@@ -109,6 +111,15 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0,
   """
   path = os.fspath(path)
   muxer, codec = _container_and_codec(path, codec)
+  if fs.is_remote(path):  # gs://: encoded in memory, written as one object under a temp name.
+    buffer = io.BytesIO()
+    _encode(buffer, muxer, frames, fps, codec, crf, preset, name=path)
+    fs.makedirs(os.path.dirname(path))
+    tmp = f"{path}.partial-{os.getpid()}-{threading.get_ident()}"
+    with fs.open(tmp, "wb") as f:
+      f.write(buffer.getvalue())
+    fs.replace(tmp, path)
+    return path
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   tmp = f"{path}.partial-{os.getpid()}-{threading.get_ident()}"
   try:
@@ -192,7 +203,27 @@ def _name(source: PathOrFile) -> str:
 
 @contextlib.contextmanager
 def _open_video(source: PathOrFile) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
-  """Yields (container, its video stream); FFmpeg errors inside the block become VideoErrors."""
+  """Yields (container, its video stream); FFmpeg errors inside the block become VideoErrors.
+
+  A remote path (gs://...) is read through its tf.io.gfile file object, which FFmpeg seeks in.
+  """
+  if isinstance(source, (str, os.PathLike)) and fs.is_remote(source):
+    name = os.fspath(source)
+    try:
+      f = fs.open(name, "rb")
+    except FileNotFoundError as e:
+      raise VideoNotFoundError(name, "no such video file; check the path and the data set root"
+                               ) from e
+    with f, _open_local_or_file(f) as opened:
+      yield opened
+    return
+  with _open_local_or_file(source) as opened:
+    yield opened
+
+
+@contextlib.contextmanager
+def _open_local_or_file(source: PathOrFile
+                        ) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
   name = _name(source)
   if isinstance(source, (str, os.PathLike)):
     if not os.path.exists(source) or os.path.isdir(source):
