@@ -75,6 +75,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         steps=steps,                    # Training steps (0: the stage is skipped; paper imports).
         batch=batch,                    # Global batch.
     ))
+  c.vlm = ml_collections.ConfigDict(dict(
+      vit=v.get("vit", ""),             # ViT size (vidistill/models/vit.py) over the stage
+                                        #   variant's ("" = keep it), in every VLM stage.
+      t5=v.get("t5", ""),               # T5 size (vidistill/models/t5.py SIZES), likewise.
+  ))
   c.text_splits = v["text_splits"]      # World splits whose sentences text_pretrain reads.
   c.lm_unfrozen_ablation = True         # Also stage 1 with the LM trained (paper's motivation).
 

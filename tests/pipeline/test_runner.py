@@ -88,3 +88,26 @@ def test_the_real_step_list_covers_the_method():
                "eval_de_pseudo_1", "report"):
     assert name in names
   assert names[0] == "world" and names[-1] == "report"
+
+
+@pytest.mark.parametrize("t5,vit", [("", ""), ("mini", ""), ("midi", "mu/8")])
+def test_vlm_sizes_reach_every_vlm_stage(monkeypatch, tmp_path, t5, vit):
+  """config.vlm replaces the stage variant's model sizes in every VLM stage, and only there."""
+  from vidistill.models import t5 as t5_lib
+  from vidistill.train import stage as train_stage_lib
+  seen = {}
+  monkeypatch.setattr(train_stage_lib, "train_stage",
+                      lambda config, out: seen.__setitem__(os.path.basename(out), config))
+  config = _config()
+  config.vlm.t5, config.vlm.vit = t5, vit
+  ctx = steps_lib.Context(config, str(tmp_path))
+  for stage in steps_lib.VLM_STAGES:
+    steps_lib.vlm_stage(stage)(ctx, str(tmp_path / stage))
+  steps_lib.visual_adaptation_lm_unfrozen(ctx, str(tmp_path / "unfrozen"))
+  steps_lib.dual_encoder("gold", 1.0)(ctx, str(tmp_path / "de"))
+  for name in list(steps_lib.VLM_STAGES) + ["unfrozen"]:
+    model = seen[name].model
+    assert model.t5.variant == (t5 or "tiny") and model.vit.variant == (vit or "nu/16"), name
+    t5_lib.decode_variant(model.t5.variant)  # A size the model module knows.
+  assert seen["unfrozen"].frozen == ()
+  assert "t5" not in seen["de"].model  # The dual encoder keeps its own sizes.

@@ -116,6 +116,9 @@ SIZES: dict[str, dict[str, Any]] = {
     # Test / CPU smoke sizes.
     "tiny": _size(32, 4, 8, 64, 2, 2, _V1_1, vocab_size=128),
     "tiny_v1_0": _size(32, 4, 8, 64, 2, 2, _V1_0, vocab_size=128),
+    # CPU miniatures of the pipeline (configs/pipeline.py): wider than "tiny", as shallow.
+    "mini": _size(64, 4, 16, 128, 2, 2, _V1_1, vocab_size=128),
+    "midi": _size(128, 4, 32, 256, 2, 2, _V1_1, vocab_size=128),
 }
 ALIASES = {"small": "t5_1_1_small", "base": "t5_1_1_base", "large": "t5_1_1_large",
            "xl": "t5_1_1_xl", "xxl": "t5_1_1_xxl", "t5_xl": "t5_3b", "t5_xxl": "t5_11b"}

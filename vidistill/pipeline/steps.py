@@ -89,6 +89,12 @@ def make_world(ctx: Context, out: str) -> None:
   world.synth(config, out, num_workers=int(ctx.config.world.num_workers))
 
 
+def _vlm_sizes(ctx: Context) -> dict[str, str]:
+  """`config.vlm` size names that replace the stage variant's ("" keeps it)."""
+  sizes = ctx.config.get("vlm", {})
+  return {f"model.{part}.variant": name for part, name in sizes.items() if name}
+
+
 def _train(ctx: Context, stage: str, out: str, *, init: str = "", steps: int, batch: int,
            extra: str = "", variant: str = "", **overrides: Any) -> None:
   from vidistill.train import stage as train_stage_lib  # pylint: disable=g-import-not-at-top
@@ -119,7 +125,7 @@ def vlm_stage(stage: str) -> Callable[[Context, str], None]:
     s = ctx.config.stages[stage]
     extra = {"data.text_splits": ctx.config.text_splits} if stage == "text_pretrain" else {}
     _train(ctx, stage, out, init=_previous(ctx, stage), steps=int(s.steps), batch=int(s.batch),
-           **extra)
+           **extra, **_vlm_sizes(ctx))
   run.__name__ = stage
   return run
 
@@ -128,7 +134,7 @@ def visual_adaptation_lm_unfrozen(ctx: Context, out: str) -> None:
   """Stage 1 with the language model trained too: what the paper's freezing guards against."""
   s = ctx.config.stages.visual_adaptation
   _train(ctx, "visual_adaptation", out, init=_previous(ctx, "visual_adaptation"),
-         steps=int(s.steps), batch=int(s.batch), frozen=())
+         steps=int(s.steps), batch=int(s.batch), frozen=(), **_vlm_sizes(ctx))
 
 
 def _caption_config(ctx: Context, *, frames: int, prompt: str) -> ml_collections.ConfigDict:
