@@ -16,5 +16,5 @@ def pytest_configure(config):
   config.addinivalue_line("markers", "slow: takes more than ~30 s; run with `-m slow`")
   config.addinivalue_line("markers", "pipeline: a whole pipeline variant larger than quick "
                           "(tens of minutes); not in CI: `pytest -m pipeline`")
-  config.addinivalue_line("markers", "long: a whole multi-process workflow (several minutes); "
-                          "not in CI, whose trainer tests cover multi-host: `pytest -m long`")
+  config.addinivalue_line("markers", "long: a whole multi-process workflow or the docs' slow "
+                          "blocks (minutes); CI runs them in its slow phase: `pytest -m long`")
