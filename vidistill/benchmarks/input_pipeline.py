@@ -30,7 +30,9 @@ CAPTION_CONFIG = os.path.join(_REPO, "configs", "caption", "pseudo_caption.py")
 SIZES = {
     "short": dict(clips=8, src_frames=16, src_size=64, frames=4, res=32, batch=2, unit=4,
                   workers=2, model="short", max_len=8, batch_sweep=(1, 4)),
-    "full": dict(clips=64, src_frames=64, src_size=160, frames=8, res=64, batch=8, unit=16,
+    # The job's start (threads, the first batch decoded before the model can run) is a fixed
+    # cost that a job over millions of clips amortises: enough clips to see its steady state.
+    "full": dict(clips=256, src_frames=64, src_size=160, frames=8, res=64, batch=8, unit=16,
                  workers=2, model="short", max_len=16, batch_sweep=(1, 4, 16, 32)),
 }
 
