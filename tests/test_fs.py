@@ -90,3 +90,19 @@ def test_local_paths_do_not_import_tensorflow(tmp_path):
           "print('tensorflow' in sys.modules)")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
   assert out.stdout.strip() == "False"
+
+
+def test_files_under_lists_every_file_below_skipping_hidden_names(root):
+  for rel in ("a.mp4", "sub/b.mp4", "sub/deep/c.txt", ".hidden.mp4", ".cache/d.mp4", "g/.f.mp4"):
+    path = os.path.join(root, rel)
+    fs.makedirs(os.path.dirname(path))
+    with fs.open(path, "wb") as f:
+      f.write(b"x")
+  fs.makedirs(os.path.join(root, "empty"))  # ram:// lists any prefix match: no "e/" here.
+  listed = sorted(os.path.relpath(p, root) if not fs.is_remote(p) else p[len(root) + 1:]
+                  for p in fs.files_under(root))
+  assert listed == ["a.mp4", "sub/b.mp4", "sub/deep/c.txt"]
+  assert fs.files_under(os.path.join(root, "empty")) == []
+  if fs.is_remote(root):
+    with pytest.raises(FileNotFoundError):
+      fs.files_under(os.path.join(root, "missing"))

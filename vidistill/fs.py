@@ -13,7 +13,8 @@ Differences on remote paths that callers may rely on:
     temp name and then `replace`-ing it into place therefore still never shows a partial file.
     A directory is moved file by file (not atomic).
   * `fsync_file` / `fsync_dir` are no-ops: an object is durable once its file is closed.
-  * `glob` has no `**` recursion.
+  * `glob` has no `**` recursion (use `files_under` to list a folder recursively), and its `*`
+    also matches names that start with ".".
 """
 from __future__ import annotations
 
@@ -150,6 +151,27 @@ def listdir(path: str) -> list[str]:
 def glob(pattern: str) -> list[str]:
   """Matching paths (unsorted, like glob.glob); no `**` recursion."""
   return _gfile().glob(pattern) if is_remote(pattern) else glob_lib.glob(pattern)
+
+
+def files_under(folder: str) -> list[str]:
+  """Every file below `folder`, at any depth (unsorted), skipping names that start with "."
+  (hidden files and everything in hidden folders), as `glob.glob(folder/**/*, recursive=True)`
+  does; folders themselves are not listed.
+
+  Locally exactly that glob, keeping what os.path.isfile accepts. Remote: tf.io.gfile.walk (one
+  listing per folder; gfile also stats each entry to tell files from folders).
+  """
+  if not is_remote(folder):
+    pattern = os.path.join(folder, "**", "*")
+    return [p for p in glob_lib.glob(pattern, recursive=True) if os.path.isfile(p)]
+  gfile = _gfile()
+  if not gfile.isdir(folder):
+    raise _not_found(folder)
+  files = []
+  for parent, subdirs, names in gfile.walk(folder):
+    subdirs[:] = [d for d in subdirs if not d.rstrip("/").startswith(".")]  # walk is top-down.
+    files += [os.path.join(parent, name) for name in names if not name.startswith(".")]
+  return files
 
 
 def abspath(path: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Iterator, Sequence
 
 import numpy as np
 
+from vidistill import fs
 from vidistill.caption.manifest import Entry, scheme_of
 from vidistill.data import video_io
 
@@ -86,7 +87,8 @@ def load_video(entry: Entry, *, video_root: str, num_frames: int, resolution: in
     resolved = annotations.resolve_video(record, video_root, tuple(extensions))
     frames = video_io.read_video(resolved.path, num_frames, resolution=resolution,
                                  window=resolved.window)
-    return Loaded(frames, os.path.abspath(resolved.path), _window(resolved.window))
+    # A relative path under a remote video_root resolves to a remote path: keep it as it is.
+    return Loaded(frames, fs.abspath(resolved.path), _window(resolved.window))
   with _open_remote(record.path, timeout_s) as source:
     frames = video_io.read_video(source, num_frames, resolution=resolution, window=entry.window)
   return Loaded(frames, record.path, _window(entry.window))

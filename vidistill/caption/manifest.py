@@ -11,6 +11,10 @@ the work units are cut from it, so the same input always gives the same units.
 Manifests come from the web, so nothing in them is trusted: a remote scheme (`gs://`, `http://`,
 ...) that `allowed_schemes` does not list is refused naming the row, and ids are only ever written
 *inside* output files, never used to build a file name.
+
+A manifest file, a folder or glob of videos and shard files may be remote (`gs://...`, allowed by
+`allowed_schemes`): they are read and listed through `vidistill.fs` (tf.io.gfile), and remote
+paths are kept as given (never made absolute).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import os
 import re
 from typing import Iterable, Sequence
 
+from vidistill import fs
 from vidistill.data.records import AnnotationError, VideoRecord
 
 MANIFEST_FORMATS = ("auto", "simple")  # ... plus every name in annotations.READERS.
@@ -122,7 +127,12 @@ def _expand_shards(spec: str) -> list[str]:
   """Shard files from comma-separated paths or globs (relative to the working directory)."""
   paths = []
   for part in (p.strip() for p in spec.split(",") if p.strip()):
-    matches = sorted(glob.glob(part, recursive=True)) if glob.has_magic(part) else [part]
+    if not glob.has_magic(part):
+      matches = [part]
+    elif fs.is_remote(part):
+      matches = sorted(fs.glob(part))  # No `**` recursion remotely.
+    else:
+      matches = sorted(glob.glob(part, recursive=True))
     if not matches:
       raise ManifestError(part, None, "the glob matches no shard files; check --input")
     paths += matches
@@ -136,27 +146,41 @@ def _guess_kind(spec: str, video_root: str) -> str:
     if len(shard_parts) != len(parts):
       raise ManifestError(spec, None, "the input mixes example shards and other files")
     return "shards"
-  if glob.has_magic(spec) or os.path.isdir(spec) or os.path.isdir(os.path.join(video_root, spec)):
+  if glob.has_magic(spec) or fs.isdir(spec):
+    return "videos"
+  if not fs.is_remote(spec) and fs.isdir(os.path.join(video_root, spec)):
     return "videos"
   return "manifest"
 
 
 def _video_file_entries(spec: str, video_root: str) -> list[Entry]:
   """A folder (every video file under it) or a glob; ids are paths relative to the glob's base."""
-  full = spec if os.path.isabs(spec) or not video_root else os.path.join(video_root, spec)
-  if os.path.isdir(full):
-    base, pattern = full, os.path.join(full, "**", "*")
+  full = (spec if os.path.isabs(spec) or fs.is_remote(spec) or not video_root
+          else os.path.join(video_root, spec))  # A remote root keeps a relative spec remote.
+  remote = fs.is_remote(full)
+  if fs.isdir(full):
+    base = full
+    paths = [p for p in sorted(fs.files_under(full)) if p.lower().endswith(VIDEO_EXTENSIONS)]
+  elif remote:
+    if "**" in full:
+      raise ManifestError(spec, None, "a remote glob cannot recurse with '**'; give the folder "
+                          "instead (every video file under it is listed)")
+    base = _glob_base(full)
+    # A stat per match would be one request each on GCS: names with a video extension are taken
+    # as files, only other matches (maybe folders) are checked.
+    paths = [p for p in sorted(fs.glob(full))
+             if p.lower().endswith(VIDEO_EXTENSIONS) or fs.isfile(p)]
   else:
-    base, pattern = _glob_base(full), full
-  paths = [p for p in sorted(glob.glob(pattern, recursive=True)) if os.path.isfile(p)]
-  if os.path.isdir(full):
-    paths = [p for p in paths if p.lower().endswith(VIDEO_EXTENSIONS)]
+    base = _glob_base(full)
+    paths = [p for p in sorted(glob.glob(full, recursive=True)) if os.path.isfile(p)]
   if not paths:
     raise ManifestError(spec, None, "no video files match; check --input and --video_root")
   entries = []
   for path in paths:
-    key = os.path.splitext(os.path.relpath(path, base))[0].replace(os.sep, "/")
-    entries.append(Entry(key, VideoRecord(video_id=key, path=os.path.abspath(path)), path))
+    relative = (path[len(base):].lstrip("/") if remote and path.startswith(base)
+                else os.path.relpath(path, base))
+    key = os.path.splitext(relative)[0].replace(os.sep, "/")
+    entries.append(Entry(key, VideoRecord(video_id=key, path=fs.abspath(path)), path))
   return entries
 
 
@@ -173,7 +197,7 @@ def _shard_entries(paths: Iterable[str]) -> list[Entry]:
   from vidistill.data import shards  # pylint: disable=g-import-not-at-top  (TensorFlow)
   entries = []
   for path in paths:
-    if not os.path.isfile(path):
+    if not fs.isfile(path):
       raise ManifestError(path, None, "no such shard file; check --input")
     for offset, example in enumerate(shards.read_shards([path])):
       key = str(example.get("id", ""))
@@ -189,7 +213,7 @@ def _shard_entries(paths: Iterable[str]) -> list[Entry]:
 
 def _manifest_entries(path: str, manifest_format: str) -> list[Entry]:
   from vidistill.data import annotations  # pylint: disable=g-import-not-at-top
-  if not os.path.isfile(path):
+  if not fs.isfile(path):
     raise ManifestError(path, None, "no such manifest file; check --input")
   if manifest_format == "auto":
     manifest_format = _guess_format(path)
@@ -209,7 +233,7 @@ def _manifest_entries(path: str, manifest_format: str) -> list[Entry]:
 
 
 def _first_line(path: str) -> str:
-  with open(path, encoding="utf-8-sig") as f:
+  with fs.open(path, encoding="utf-8-sig") as f:
     for line in f:
       if line.strip():
         return line.strip()
