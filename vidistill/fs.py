@@ -27,12 +27,18 @@ import re
 import shutil
 from typing import IO, Any
 
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+
+
+def scheme(path: str | os.PathLike | None) -> str | None:
+  """"gs" for "gs://b/x.mp4" (lower-cased); None for a local path."""
+  match = _SCHEME.match(os.fspath(path or ""))
+  return match.group(1).lower() if match else None
 
 
 def is_remote(path: str | os.PathLike) -> bool:
   """True for `gs://bucket/x`, `ram://x` ... (anything `tf.io.gfile` resolves by scheme)."""
-  return bool(_SCHEME.match(os.fspath(path)))
+  return scheme(path) is not None
 
 
 def _gfile():

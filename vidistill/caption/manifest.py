@@ -22,7 +22,6 @@ import dataclasses
 import glob
 import json
 import os
-import re
 from typing import Iterable, Sequence
 
 from vidistill import fs
@@ -32,7 +31,6 @@ MANIFEST_FORMATS = ("auto", "simple")  # ... plus every name in annotations.READ
 INPUT_KINDS = ("auto", "manifest", "videos", "shards")
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
 SHARD_SUFFIXES = (".tfrecord", ".array_record")
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _SIMPLE_KEYS = ("id", "path", "start", "end")
 
 
@@ -66,10 +64,7 @@ class Manifest:
   source: str                  # The --input as given, for logs and units.jsonl.
 
 
-def scheme_of(path: str | None) -> str | None:
-  """"gs" for "gs://b/x.mp4"; None for a local path."""
-  match = _SCHEME.match(path or "")
-  return match.group(1).lower() if match else None
+scheme_of = fs.scheme  # "gs" for "gs://b/x.mp4"; None for a local path.
 
 
 def check_scheme(path: str | None, allowed: Sequence[str], where: str) -> None:
