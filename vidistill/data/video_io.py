@@ -111,23 +111,20 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0,
   """
   path = os.fspath(path)
   muxer, codec = _container_and_codec(path, codec)
-  if fs.is_remote(path):  # gs://: encoded in memory, written as one object under a temp name.
-    buffer = io.BytesIO()
-    _encode(buffer, muxer, frames, fps, codec, crf, preset, name=path)
-    fs.makedirs(os.path.dirname(path))
-    tmp = f"{path}.partial-{os.getpid()}-{threading.get_ident()}"
-    with fs.open(tmp, "wb") as f:
-      f.write(buffer.getvalue())
-    fs.replace(tmp, path)
-    return path
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  fs.makedirs(os.path.dirname(path) or ".")
   tmp = f"{path}.partial-{os.getpid()}-{threading.get_ident()}"
   try:
-    _encode(tmp, muxer, frames, fps, codec, crf, preset, name=path)  # FFmpeg does the file I/O.
-    os.replace(tmp, path)
+    if fs.is_remote(path):  # gs://: encoded in memory, written as one object under the temp name.
+      buffer = io.BytesIO()
+      _encode(buffer, muxer, frames, fps, codec, crf, preset, name=path)
+      with fs.open(tmp, "wb") as f:
+        f.write(buffer.getvalue())
+    else:
+      _encode(tmp, muxer, frames, fps, codec, crf, preset, name=path)  # FFmpeg does the file I/O.
+    fs.replace(tmp, path)
   finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+    if fs.isfile(tmp):
+      fs.remove(tmp)
   return path
 
 
