@@ -6,6 +6,7 @@ import pytest
 
 import toy
 from vidistill.config_args import ConfigError
+from vidistill.parallel import partitioning
 from vidistill.train import checkpoints as ckpt_lib
 from vidistill.train import state as state_lib
 from vidistill.train import trainer
@@ -144,6 +145,24 @@ def test_strict_init_checkpoint_loads_every_parameter_without_running_model_init
   assert len(inits) == 1
   assert result.resumed_from == "init.checkpoint" and result.step == 1
   assert _leaves_equal_bitwise(result.state.params, saved)  # lr 0: still the loaded values.
+
+
+def test_scratch_init_is_the_models_own_init_compiled_for_one_run(tmp_path):
+  # The init program is built without XLA's backend optimisations on CPU (it runs once); its
+  # parameters are the model's init from the seed's init key, up to float rounding.
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+  assert trainer.one_shot_compiler_options(mesh) == {"xla_backend_optimization_level": 0}
+  config = toy.toy_config(total_steps=1, checkpoint_every=0, log_every=1, seed=3,
+                          **{"optim.lr": 0.0, "schedule.warmup_steps": 0})
+  result = _run(tmp_path, config)
+  init_rng, _ = jax.random.split(jax.random.PRNGKey(3))
+  want = partitioning.unbox(
+      jax.jit(toy.ToyModel().init)(init_rng, {"x": jnp.zeros((1, toy.DIM))})["params"])
+  got = jax.device_get(result.state.params)
+  assert jax.tree.structure(got) == jax.tree.structure(want)
+  assert np.any(want["encoder"]["kernel"])
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
 
 
 def test_import_init_and_bfloat16_compute(tmp_path):
