@@ -64,6 +64,48 @@ def test_temporal_embedding_is_added_per_frame_and_pooling_matches_numpy():
   assert ve.num_tokens((4, 4), 4) == tokens.shape[1]
 
 
+def _patches(x, p):
+  """[N, H, W, C] -> [N, H/p, W/p, p*p*C] in the conv kernel's (py, px, c) order."""
+  n, h, w, c = x.shape
+  return x.reshape(n, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(
+      n, h // p, w // p, p * p * c)
+
+
+def test_frame_difference_embedding_is_zero_at_init_and_on_static_video_and_matches_numpy():
+  rng = np.random.default_rng(2)
+  video = rng.uniform(-1, 1, (B, T, S, S, 3)).astype(np.float32)
+  plain = ve.VideoEncoder(image=_vit(), max_frames=4)
+  motion = ve.VideoEncoder(image=_vit(), max_frames=4, frame_difference=True)
+  variables = partitioning.unbox(jax.jit(motion.init)(jax.random.key(0), video))
+  kernel = variables["params"]["difference_embedding"]["kernel"]
+  assert kernel.shape == (8, 8, 3, 32) and not np.any(kernel)
+  without = {"params": {k: v for k, v in variables["params"].items()
+                        if k != "difference_embedding"}}
+  np.testing.assert_allclose(jax.jit(motion.apply)(variables, video)[0],
+                             jax.jit(plain.apply)(without, video)[0], rtol=1e-5, atol=1e-5)
+
+  # Trained (random) weights: a video of one repeated frame still gives the image model's tokens.
+  params, _ = _run(motion, video, seed=3)
+  assert np.any(params["difference_embedding"]["kernel"])
+  static = np.repeat(video[:, :1], T, axis=1)
+  plain_params = {k: v for k, v in params.items() if k != "difference_embedding"}
+  np.testing.assert_allclose(jax.jit(motion.apply)({"params": params}, static)[0],
+                             jax.jit(plain.apply)({"params": plain_params}, static)[0],
+                             rtol=1e-5, atol=1e-5)
+
+  # A moving video: the stem is the image patch embedding plus that of the frame difference.
+  diff = np.concatenate([np.zeros_like(video[:, :1]), np.diff(video, axis=1)], axis=1)
+  k = np.asarray(params["difference_embedding"]["kernel"], np.float64).reshape(-1, 32)
+  want_diff = _patches(diff.reshape(B * T, S, S, 3).astype(np.float64), 8) @ k
+  emb = params["image"]["embedding"]
+  want_img = (_patches(video.reshape(B * T, S, S, 3).astype(np.float64), 8)
+              @ np.asarray(emb["kernel"], np.float64).reshape(-1, 32) + emb["bias"])
+  stem = jax.jit(lambda p, v: motion.apply(p, v, capture_intermediates=True)[1])(
+      {"params": params}, video)
+  got = np.asarray(stem["intermediates"]["image"]["__call__"][0][1]["stem"])
+  np.testing.assert_allclose(got, want_img + want_diff, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("kwargs, shape, match", [
     ({}, (B, S, S, 3), r"\[B, T, H, W, 3\]"),
     ({"max_frames": 2}, (B, 3, S, S, 3), "max_frames=2"),

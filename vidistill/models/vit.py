@@ -292,7 +292,9 @@ def resolve_size(variant: str | None, *, need_patch: bool = True, **overrides: A
 class ViT(nn.Module):
   """Vision Transformer; sizes from `variant` ("B/16", "So400m/14", "mu/8"), fields override it.
 
-  `__call__(image [B, H, W, 3] float in [-1, 1], train=False) -> (out, aux)`:
+  `__call__(image [B, H, W, 3] float in [-1, 1], train=False, stem_extra=None) -> (out, aux)`:
+    stem_extra: optional `[B, h, w, D]` added to the patch embeddings (the video encoder's
+      frame-difference embedding enters here, before the position embedding).
     out: `[B, head_dim]` if `head_dim` else the pooled `[B, width]` (`[B, N, width]` for
       pool_type "none").
     aux: "stem" [B, h, w, D] (patch embeddings), "with_posemb" [B, N, D], "pre_ln" [B, N, D]
@@ -319,7 +321,8 @@ class ViT(nn.Module):
                         num_heads=self.num_heads, patch_size=self.patch_size)
 
   @nn.compact
-  def __call__(self, image: Array, *, train: bool = False) -> tuple[Array, dict[str, Any]]:
+  def __call__(self, image: Array, *, train: bool = False, stem_extra: Array | None = None
+               ) -> tuple[Array, dict[str, Any]]:
     if self.pool_type not in POOL_TYPES:
       raise ValueError(f"ViT.pool_type={self.pool_type!r} is not one of {POOL_TYPES}")
     dims = self.dims()
@@ -329,6 +332,11 @@ class ViT(nn.Module):
     x = nn.Conv(dims.width, dims.patch_size, strides=dims.patch_size, padding="VALID", **kw,
                 kernel_init=_p(nn.initializers.lecun_normal(), (None, None, None, "embed")),
                 bias_init=_p(nn.initializers.zeros, ("embed",)), name="embedding")(image)
+    if stem_extra is not None:
+      if stem_extra.shape != x.shape:
+        raise ValueError(f"ViT stem_extra has shape {stem_extra.shape}, the patch embeddings "
+                         f"{x.shape}")
+      x = x + stem_extra.astype(x.dtype)
     out["stem"] = x
     b, h, w, d = x.shape
     out["grid"] = (h, w)
