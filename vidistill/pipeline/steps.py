@@ -123,7 +123,11 @@ def _previous(ctx: Context, stage: str) -> str:
 def vlm_stage(stage: str) -> Callable[[Context, str], None]:
   def run(ctx: Context, out: str) -> None:
     s = ctx.config.stages[stage]
-    extra = {"data.text_splits": ctx.config.text_splits} if stage == "text_pretrain" else {}
+    extra = {}
+    if stage == "text_pretrain":
+      # One pass: every sentence pair seen once, only those tokenised (the world holds more).
+      extra = {"data.text_splits": ctx.config.text_splits,
+               "data.max_examples": int(s.steps) * int(s.batch)}
     _train(ctx, stage, out, init=_previous(ctx, stage), steps=int(s.steps), batch=int(s.batch),
            **extra, **_vlm_sizes(ctx))
   run.__name__ = stage

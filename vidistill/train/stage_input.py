@@ -8,7 +8,9 @@
                                   data.annotations (file), data.video_root
     data.source = "text"          text only (the language model's pre-training, as UL2's): every
                                   sentence of the world's splits data.text_splits, each after the
-                                  prompt it answers, over one blank frame
+                                  prompt it answers, and every caption again after a corrupted
+                                  copy of itself (data.denoise), over one blank frame; at most
+                                  data.max_examples of them (a seeded subset; 0 = all)
     data.kind   = "caption" | "instruction" | "contrastive"
 
 Instruction data is synthesised here, from the world's event lists (vidistill/data/instructions.py),
@@ -19,6 +21,7 @@ O(1) and the global batch independent of the number of processes (vidistill/trai
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 from typing import Any, Callable, Iterator, Mapping
@@ -33,6 +36,7 @@ from vidistill.data import vocab as vocab_lib
 from vidistill.train import input as input_lib
 
 KINDS = ("caption", "instruction", "contrastive")
+CAPTION_PROMPT = "caption en:"
 # seqio's feature names -> the model's batch keys.
 RENAME = {"vlm": {"inputs": "prompt_tokens", "targets": "target_tokens"},
           "dual_encoder": {"targets": "text_tokens"}}
@@ -124,10 +128,10 @@ def text_pairs(record: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
   """
   for key in ("caption", "gold_caption", "short_caption", "alt_text", "narrative"):
     if record.get(key):
-      yield "caption en:", record[key]
+      yield CAPTION_PROMPT, record[key]
   for key in ("gold_captions", "frame_captions"):
     for text in record.get(key) or ():
-      yield "caption en:", text
+      yield CAPTION_PROMPT, text
   for q in record.get("questions") or ():
     if q.get("answer"):
       yield q["question"], str(q["answer"])
@@ -137,6 +141,31 @@ def text_pairs(record: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
       yield ins.instruction, ins.answer
 
 
+def corrupt(text: str, rng: np.random.Generator, *, keep: float, window: float) -> str:
+  """Words dropped (each kept with probability `keep`, at least one) and shuffled locally (each
+  moves up to `window` places): the denoising input of a caption."""
+  words = text.split()
+  kept = [w for w in words if rng.random() < keep] or [words[int(rng.integers(len(words)))]]
+  order = np.argsort(np.arange(len(kept)) + rng.uniform(0.0, window, len(kept)), kind="stable")
+  return " ".join(kept[i] for i in order)
+
+
+def denoise_pairs(record_id: str, record: Mapping[str, Any], *, keep: float, window: float,
+                  seed: int) -> Iterator[tuple[str, str]]:
+  """(corrupted caption + prompt, caption) for every caption-kind sentence of a record.
+
+  Why: UL2 was pre-trained to rebuild text from a corrupted copy in its encoder, so its decoder
+  says what its encoder holds. A decoder trained only to write captions after a prompt has never
+  let encoder content choose its words, and with it frozen, visual adaptation cannot steer it to
+  motion (issue 8). The corrupted copy sits before the prompt, where the visual tokens will be.
+  """
+  rng = np.random.default_rng([seed, *record_id.encode()])
+  for key in ("caption", "gold_caption", "short_caption", "gold_captions", "frame_captions"):
+    value = record.get(key)
+    for text in ([value] if isinstance(value, str) else value or ()):
+      yield f"{corrupt(text, rng, keep=keep, window=window)} {CAPTION_PROMPT}", text
+
+
 def _text_examples(data: Mapping[str, Any], resolution: int
                    ) -> Callable[[str], Iterator[dict[str, Any]]]:
   """examples_fn(split) of the text-only source: one blank frame, a prompt and a sentence."""
@@ -144,13 +173,32 @@ def _text_examples(data: Mapping[str, Any], resolution: int
   if not splits:
     raise StageDataError("data.source='text' needs data.text_splits, e.g. 'image_text,labeled'")
   blank = np.zeros((1, resolution, resolution, 3), np.uint8)
+  denoise = dict(data.get("denoise") or {})
+  if denoise and not 0.0 < float(denoise.get("keep", 0)) <= 1.0:
+    raise StageDataError(f"data.denoise.keep={denoise.get('keep')!r} must be in (0, 1]: the "
+                         "probability that a caption word stays in its corrupted copy")
+
+  limit = int(data.get("max_examples", 0) or 0)
 
   def examples(_: str) -> Iterator[dict[str, Any]]:
+    rows = []
     for split in splits:
       for vid, record in _truth(data["world"], split).items():
+        pairs = text_pairs(record)
+        if denoise:
+          pairs = itertools.chain(pairs, denoise_pairs(
+              vid, record, keep=float(denoise["keep"]), window=float(denoise["window"]),
+              seed=int(data.get("seed", 0))))
         # dict.fromkeys: repeated pairs (a static object's frame captions) are kept once.
-        for i, (prompt, text) in enumerate(dict.fromkeys(text_pairs(record))):
-          yield {"id": f"{vid}:{i}", "frames": blank, "question": prompt, "answer": text}
+        rows.extend((f"{vid}:{i}", prompt, text)
+                    for i, (prompt, text) in enumerate(dict.fromkeys(pairs)))
+    if limit and len(rows) > limit:
+      # Tokenising is the cost here (seqio, ~1 ms a pair): a short run reads a random subset.
+      keep = np.random.default_rng(int(data.get("seed", 0))).choice(len(rows), limit,
+                                                                     replace=False)
+      rows = [rows[i] for i in np.sort(keep)]
+    for eid, prompt, text in rows:
+      yield {"id": eid, "frames": blank, "question": prompt, "answer": text}
 
   return examples
 
