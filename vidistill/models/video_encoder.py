@@ -12,7 +12,8 @@ the LM frozen in visual adaptation, nothing trainable does. `frame_difference` a
 embedding of `frame_t - frame_{t-1}` (zero for the first frame) to every frame's patch embeddings,
 zero-initialised like the temporal embedding: at init the model is the image model, and a static
 video gives the image model's tokens whatever the weights. A supervised probe on the synthetic
-world (first action of 12, 800 steps, docs/pipeline.md) reached 57% held-out without it, 80% with.
+world (first action of 12, 800 steps, docs/pipeline.md) reached 57% held-out without it, 80% with;
+through the frozen LM's caption loss it bought nothing measurable, so the configs leave it off.
 
 Token budget: `spatial_tokens` mean-pools each frame's h x w grid to S = s x s tokens and
 `temporal_pool` averages groups of k consecutive frames; both off = all T * N frame tokens.
