@@ -58,6 +58,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.variant = arg.variant               # Which preset the sizes below come from (recorded).
   c.seeds = arg.seeds                   # Training repeats (seeds 0..N-1) sharing one world.
+  c.workers = 2                         # Steps run at once, each in its own process (1: one
+                                        #   after the other, in this process). Steps that do
+                                        #   not read each other's outputs overlap.
   c.compile_cache = "jax_cache"         # XLA programs kept on disk (relative: in the workdir;
                                         #   "" = off): same-shape steps compile once.
 

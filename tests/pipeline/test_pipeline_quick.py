@@ -50,8 +50,10 @@ def _numbers(tree, path=""):
 def test_every_step_ran_and_every_artefact_is_written(quick):
   config, workdir, timings, lines = quick
   names = runner.step_names(config)
+  wall = timings.pop(runner.WALL_CLOCK)  # A whole run: its wall clock is recorded too.
   assert {k.split("/", 1)[1] for k in timings} == set(names)
   assert all(t > 0 for t in timings.values())
+  assert 0 < wall < sum(timings.values())  # config.workers = 2: steps overlapped.
   for step in steps_lib.build(config):
     assert steps_lib.is_done(step.out_dir(steps_lib.Context(config, workdir))), step.name
   for name in ("report.md", "report.json", "scaling.png", "samples.png", "timings.json"):

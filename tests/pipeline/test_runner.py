@@ -1,6 +1,8 @@
 """The runner on fake steps: skipping, --only, --from, progress lines, a crash costs one step."""
 import json
 import os
+import threading
+import time
 
 import pytest
 
@@ -8,8 +10,11 @@ from vidistill.pipeline import runner
 from vidistill.pipeline import steps as steps_lib
 
 
-def _config(seeds=1):
-  return steps_lib.load_config("pipeline.py", f"quick,seeds={seeds}")
+def _config(seeds=1, workers=1):
+  # One worker: the fake steps run in this process (a spawned one would not see them).
+  config = steps_lib.load_config("pipeline.py", f"quick,seeds={seeds}")
+  config.workers = workers
+  return config
 
 
 @pytest.fixture
@@ -70,6 +75,84 @@ def test_a_crash_costs_one_step(fake, tmp_path):
   calls.clear()
   runner.run(_config(), str(tmp_path), log=lambda _: None)
   assert calls == [("b", 0), ("c", 0), ("report", 0)]
+
+
+class _Thread:
+  """A launcher handle that runs the step in a thread (the runner's process handle, in small)."""
+
+  def __init__(self, step, ctx, out, log):
+    self.code = None
+
+    def target():
+      log.append(("start", step.name, ctx.seed))
+      try:
+        step.run(ctx, out)
+        self.code = 0
+      except RuntimeError:
+        self.code = 1
+      log.append(("end", step.name, ctx.seed))
+
+    threading.Thread(target=target, daemon=True).start()
+
+  def poll(self):
+    return self.code
+
+
+def _dag_steps(monkeypatch, fail=()):
+  """world -> a -> b, world -> c (slow), report after all: b and c can overlap."""
+  running, most = [0], [0]
+  lock = threading.Lock()
+
+  def step(name, needs=(), per_seed=True, seconds=0.05):
+    def run(ctx, out):
+      with lock:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+      time.sleep(seconds)
+      with lock:
+        running[0] -= 1
+      if name in fail:
+        raise RuntimeError(f"{name} crashed")
+      if name == "world":
+        open(os.path.join(out, steps_lib.DONE), "w").close()
+    return steps_lib.Step(name, run, per_seed=per_seed, needs=needs)
+
+  steps = [step("world", per_seed=False), step("a", ("world",)), step("b", ("world", "a")),
+           step("c", ("world",), seconds=0.3), step("d", ("world", "b"))]
+  steps.append(step("report", tuple(s.name for s in steps), per_seed=False))
+  monkeypatch.setattr(steps_lib, "build", lambda config: steps)
+  return most
+
+
+def test_parallel_steps_start_after_what_they_read_and_overlap_up_to_workers(
+    monkeypatch, tmp_path):
+  most = _dag_steps(monkeypatch)
+  log = []
+  timings = runner.run(_config(seeds=2, workers=2), str(tmp_path), seeds=2, log=lambda _: None,
+                       launch=lambda step, ctx, out: _Thread(step, ctx, out, log))
+  assert most[0] == 2  # c (slow) overlapped the a -> b chain; never more than 2.
+  when = {(kind, name, seed): i for i, (kind, name, seed) in enumerate(log)}
+  for seed in (0, 1):
+    assert when[("end", "world", 0)] < when[("start", "a", seed)]
+    assert when[("end", "a", seed)] < when[("start", "b", seed)]
+    assert when[("end", "b", seed)] < when[("start", "d", seed)]
+  assert max(i for (kind, name, _), i in when.items() if kind == "end" and name != "report"
+             ) < when[("start", "report", 0)]
+  assert len(timings) == 10 and all(steps_lib.is_done(str(tmp_path / f"seed_{s}" / n))
+                                    for s in (0, 1) for n in "abcd")
+  assert runner.WALL_CLOCK in runner.read_timings(str(tmp_path))
+
+
+def test_a_failed_parallel_step_lets_the_others_finish_then_names_it(monkeypatch, tmp_path):
+  _dag_steps(monkeypatch, fail=("a",))
+  log = []
+  with pytest.raises(steps_lib.PipelineError, match=r"2/6 seed 0 a \(exit code 1\).*rerun"):
+    runner.run(_config(workers=2), str(tmp_path), log=lambda _: None,
+               launch=lambda step, ctx, out: _Thread(step, ctx, out, log))
+  started = {name for kind, name, _ in log if kind == "start"} - {"world"}
+  assert "c" in started and not started & {"b", "d", "report"}  # c ran beside a; b never began.
+  assert steps_lib.is_done(str(tmp_path / "seed_0" / "c"))
+  assert not steps_lib.is_done(str(tmp_path / "seed_0" / "a"))
 
 
 def test_unknown_step_names_list_the_steps(fake, tmp_path):

@@ -57,13 +57,16 @@ def block(workdir: str, figures: str, readme_dir: str) -> str:
   figure = os.path.join(figures, "scaling.png")
   shutil.copyfile(paths["scaling.png"], figure)
   seeds = len(doc["seeds"])
-  minutes = sum(doc["timings_s"].values()) / 60
+  wall = doc.get("wall_clock_s")
+  minutes = (wall or sum(doc["timings_s"].values())) / 60
+  took = (f"{minutes:.1f} min wall clock, {doc.get('workers', 1)} steps at once," if wall
+          else f"{minutes:.1f} min of steps")
   command = (f"vidistill pipeline --config configs/pipeline.py:{doc['variant']} --workdir DIR"
              + (f" --seeds {seeds}" if seeds > 1 else ""))
   rel = os.path.relpath(figure, readme_dir)
   return "\n".join([
       BEGIN,
-      f"Made by `{command}` ({seeds} seed{'s' if seeds > 1 else ''}, {minutes:.1f} min of steps on "
+      f"Made by `{command}` ({seeds} seed{'s' if seeds > 1 else ''}, {took} on "
       "this project's 2-core CPU machine), then `python -m vidistill.pipeline.readme --workdir "
       "DIR`. Numbers are percentages (CIDEr-D x100); the whole report is DIR/report.md. "
       "Chance levels: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in sorted(doc["chance"].items())

@@ -10,17 +10,26 @@ estimates the rest from the steps timed so far (their relative weights, steps.St
 """
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
 import json
+import multiprocessing
 import os
 import shutil
 import sys
 import time
-from typing import Callable, Sequence
+import traceback
+from typing import Any, Callable, Sequence
 
 import ml_collections
 
 from vidistill import compile_cache
 from vidistill.pipeline import steps as steps_lib
+
+
+# timings.json key of the wall clock of the last whole run (every step, none skipped), up to the
+# start of its last step; the other keys are "<seed>/<step>" or "all/<step>" step seconds.
+WALL_CLOCK = "run/wall_clock"
 
 
 def _fmt(seconds: float) -> str:
@@ -57,43 +66,187 @@ def plan(config: ml_collections.ConfigDict, workdir: str, *, only: str = "", sta
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, only: str = "", start: str = "",
-        seeds: int = 1, log: Callable[[str], None] | None = None) -> dict[str, float]:
-  """Runs the plan; returns {"<seed>/<step>": seconds} of the steps run now (skipped: absent)."""
+        seeds: int = 1, log: Callable[[str], None] | None = None,
+        workers: int | None = None, launch: Launcher | None = None) -> dict[str, float]:
+  """Runs the plan; returns {"<seed>/<step>": seconds} of the steps run now (skipped: absent).
+
+  workers (default config.workers): steps run at once. 1 = one after the other in this process;
+  more = each step in its own spawned process, a step starting once the steps it reads
+  (steps.Step.needs) are complete. A failed step lets the running ones finish, starts no other,
+  and raises: the complete steps are kept, a rerun resumes.
+  """
   log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+  workers = max(1, int(config.get("workers", 1) if workers is None else workers))
+  pool = _Pool(workers) if launch is None and workers > 1 else None
+  try:
+    return _run(config, workdir, only=only, start=start, seeds=seeds, log=log, workers=workers,
+                launch=launch or pool or _run_here)
+  finally:
+    if pool is not None:
+      pool.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _run(config: ml_collections.ConfigDict, workdir: str, *, only: str, start: str, seeds: int,
+         log: Callable[[str], None], workers: int, launch: Launcher) -> dict[str, float]:
   todo = plan(config, workdir, only=only, start=start, seeds=seeds)
   os.makedirs(workdir, exist_ok=True)
   if config.get("compile_cache"):
     compile_cache.enable(os.path.join(workdir, config.compile_cache))
-  pending = [(s, c, f) for s, c, f in todo if f or not steps_lib.is_done(s.out_dir(c))]
-  total_weight = sum(s.weight for s, _, _ in pending) or 1.0
-  done_weight, spent, started = 0.0, 0.0, time.monotonic()
-  timings: dict[str, float] = {}
+  by_name = {s.name: s for s in steps_lib.build(config)}
+  seed_list = list(range(max(1, seeds)))
+  jobs = []
   for number, (step, ctx, forced) in enumerate(todo, start=1):
-    out = step.out_dir(ctx)
     label = f"{number}/{len(todo)} " + (f"seed {ctx.seed} " if step.per_seed else "") + step.name
-    if not forced and steps_lib.is_done(out):
+    if not forced and steps_lib.is_done(step.out_dir(ctx)):
       log(f"[pipeline] {label}: complete, skipped")
+    else:
+      jobs.append(_Job(step, ctx, label, forced, _needs(step, ctx, by_name, seed_list)))
+  waiting = {job.key for job in jobs}  # Steps of this run not complete yet.
+  whole_run = len(jobs) == len(todo) and not only and not start  # Nothing skipped or redone.
+  total_weight = sum(job.step.weight for job in jobs) or 1.0
+  done_weight, started = 0.0, time.monotonic()
+  timings: dict[str, float] = {}
+  running: list[tuple[_Job, Any, float]] = []
+  failed: list[str] = []
+
+  def eta() -> str:
+    # Wall seconds per unit of weight so far: parallel steps are counted as they overlapped.
+    rate = (time.monotonic() - started) / done_weight if done_weight else 60.0 / workers
+    return _fmt(rate * (total_weight - done_weight))
+
+  while jobs or running:
+    for job in [j for j in jobs if not j.needs & waiting]:
+      if failed or len(running) >= workers:
+        break
+      jobs.remove(job)
+      out = job.step.out_dir(job.ctx)
+      if os.path.isdir(out) and (job.forced or job.step.name != "world") and not (
+          job.step.name == "world" and config.world.dir):
+        shutil.rmtree(out)  # A partial or forced step starts clean: its outputs are all its own.
+      os.makedirs(out, exist_ok=True)
+      if whole_run:  # The report's wall clock: read when the report step starts.
+        _record_time(workdir, WALL_CLOCK, time.monotonic() - started)
+      log(f"[pipeline] {job.label}: running | {_fmt(time.monotonic() - started)} elapsed | "
+          f"ETA {eta()}")
+      running.append((job, launch(job.step, job.ctx, out), time.monotonic()))
+    if not running:
+      if jobs and not failed:
+        raise steps_lib.PipelineError(f"steps {[j.label for j in jobs]} wait for steps that "
+                                      "never run: the step list's needs are not in its order")
+      break
+    finished = [(job, handle, t0) for job, handle, t0 in running if handle.poll() is not None]
+    if not finished:
+      time.sleep(0.1)
       continue
-    rate = spent / done_weight if done_weight else 60.0  # Seconds per unit weight.
-    log(f"[pipeline] {label}: running | {_fmt(time.monotonic() - started)} elapsed | "
-        f"ETA {_fmt(rate * (total_weight - done_weight))}")
-    if os.path.isdir(out) and (forced or step.name != "world") and not (
-        step.name == "world" and config.world.dir):
-      shutil.rmtree(out)  # A partial or forced step starts clean: its outputs are all its own.
-    os.makedirs(out, exist_ok=True)
-    t0 = time.monotonic()
-    step.run(ctx, out)
-    seconds = time.monotonic() - t0
-    if step.name != "world":  # The world writes its own DONE.
-      with open(os.path.join(out, steps_lib.DONE), "w", encoding="utf-8") as f:
-        json.dump({"step": step.name, "seed": ctx.seed, "seconds": round(seconds, 3)}, f)
-    _record_time(workdir, f"{ctx.seed if step.per_seed else 'all'}/{step.name}", seconds)
-    timings[f"{ctx.seed}/{step.name}"] = seconds
-    spent += seconds
-    done_weight += step.weight
-    log(f"[pipeline] {label}: done in {_fmt(seconds)} | {_fmt(time.monotonic() - started)} "
-        f"elapsed | ETA {_fmt(spent / done_weight * (total_weight - done_weight))}")
+    for entry in finished:
+      running.remove(entry)
+      job, handle, t0 = entry
+      seconds = time.monotonic() - t0
+      if handle.poll() != 0:
+        failed.append(f"{job.label} (exit code {handle.poll()})")
+        log(f"[pipeline] {job.label}: FAILED after {_fmt(seconds)}")
+        continue
+      if job.step.name != "world":  # The world writes its own DONE.
+        with open(os.path.join(job.step.out_dir(job.ctx), steps_lib.DONE), "w",
+                  encoding="utf-8") as f:
+          json.dump({"step": job.step.name, "seed": job.ctx.seed, "seconds": round(seconds, 3)},
+                    f)
+      waiting.discard(job.key)
+      _record_time(workdir, f"{job.ctx.seed if job.step.per_seed else 'all'}/{job.step.name}",
+                   seconds)
+      timings[f"{job.ctx.seed}/{job.step.name}"] = seconds
+      done_weight += job.step.weight
+      log(f"[pipeline] {job.label}: done in {_fmt(seconds)} | "
+          f"{_fmt(time.monotonic() - started)} elapsed | ETA {eta()}")
+  if failed:
+    raise steps_lib.PipelineError(
+        f"step {', '.join(failed)} failed: its log is above. The complete steps are kept; rerun "
+        "the same command to resume from the failed step")
   return timings
+
+
+Key = tuple  # (seed or None for a step run once, step name)
+
+
+@dataclasses.dataclass
+class _Job:
+  step: steps_lib.Step
+  ctx: steps_lib.Context
+  label: str
+  forced: bool
+  needs: set
+
+  @property
+  def key(self) -> Key:
+    return (self.ctx.seed if self.step.per_seed else None, self.step.name)
+
+
+def _needs(step: steps_lib.Step, ctx: steps_lib.Context, by_name: dict[str, steps_lib.Step],
+           seeds: Sequence[int]) -> set:
+  """Keys of the steps `step` reads; a step run once (the report) reads every seed's."""
+  out = set()
+  for name in step.needs:
+    if not by_name[name].per_seed:
+      out.add((None, name))
+    elif step.per_seed:
+      out.add((ctx.seed, name))
+    else:
+      out.update((seed, name) for seed in seeds)
+  return out
+
+
+class _Done:
+  """The handle of a step that ran in this process (an exception propagates from launch)."""
+
+  def poll(self) -> int:
+    return 0
+
+
+def _run_here(step: steps_lib.Step, ctx: steps_lib.Context, out: str) -> _Done:
+  step.run(ctx, out)
+  return _Done()
+
+
+class _Pool:
+  """Steps in `workers` long-lived spawned processes: each imports JAX/TF once and keeps them
+  warm across steps (a process per step paid ~10 s of imports each: the quick pipeline ran
+  slower with 2 of those than with 1 in-process). Spawned, not forked: no copied JAX runtime."""
+
+  def __init__(self, workers: int):
+    self.executor = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"))
+
+  def __call__(self, step: steps_lib.Step, ctx: steps_lib.Context, out: str) -> _Future:
+    del out  # The worker finds it from the step, as the parent did.
+    return _Future(self.executor.submit(_child_main, ctx.config.to_json(), ctx.workdir,
+                                        ctx.seed, step.name))
+
+
+class _Future:
+  def __init__(self, future: concurrent.futures.Future):
+    self.future = future
+
+  def poll(self) -> int | None:
+    if not self.future.done():
+      return None
+    return 0 if self.future.exception() is None else 1
+
+
+def _child_main(config_json: str, workdir: str, seed: int, name: str) -> None:
+  config = ml_collections.ConfigDict(json.loads(config_json))
+  if config.get("compile_cache"):
+    compile_cache.enable(os.path.join(workdir, config.compile_cache))
+  step = {s.name: s for s in steps_lib.build(config)}[name]
+  ctx = steps_lib.Context(config, workdir, seed)
+  try:
+    step.run(ctx, step.out_dir(ctx))
+  except BaseException:
+    traceback.print_exc()  # The parent sees only that it failed; the why goes to the log here.
+    sys.stderr.flush()
+    raise
+
+
+Launcher = Callable[[steps_lib.Step, steps_lib.Context, str], Any]
 
 
 def _record_time(workdir: str, key: str, seconds: float) -> None:
@@ -111,6 +264,7 @@ def _record_time(workdir: str, key: str, seconds: float) -> None:
 
 
 def read_timings(workdir: str) -> dict[str, float]:
+  """timings.json: seconds of every step, and WALL_CLOCK (absent until a whole run)."""
   path = os.path.join(workdir, "timings.json")
   if not os.path.exists(path):
     return {}

@@ -55,6 +55,7 @@ class Step:
   run: Callable[[Context, str], None]   # (context, output directory) -> writes into it.
   per_seed: bool = True                 # False: once for all seeds (the world, the report).
   weight: float = 1.0                   # Relative cost, for the ETA before any step is timed.
+  needs: tuple[str, ...] = ()           # Steps whose outputs it reads (run before it).
 
   def out_dir(self, ctx: Context) -> str:
     if self.name == "world":
@@ -248,26 +249,40 @@ def de_step_name(source: str, fraction: float) -> str:
 
 
 def build(config: ml_collections.ConfigDict) -> list[Step]:
-  """Every step of `config`'s pipeline, in the order they run."""
+  """Every step of `config`'s pipeline, in the order they run one at a time; `needs` lets
+  independent ones run at once (config.workers)."""
   steps = [Step("world", make_world, per_seed=False, weight=1.0)]
+
+  def add(name, run, weight, *needs):
+    present = {s.name for s in steps}
+    steps.append(Step(name, run, weight=weight,
+                      needs=tuple(n for n in dict.fromkeys(("world", *needs)) if n in present)))
+
+  def previous(stage):  # The VLM stage a stage starts from (skipped stages pass through).
+    index = VLM_STAGES.index(stage)
+    return next((p for p in reversed(VLM_STAGES[:index])
+                 if int(config.stages[p].steps) > 0), "world")
+
   for stage in VLM_STAGES:
     if int(config.stages[stage].steps) > 0:
-      steps.append(Step(stage, vlm_stage(stage), weight=int(config.stages[stage].steps) / 300))
+      add(stage, vlm_stage(stage), int(config.stages[stage].steps) / 300, previous(stage))
   vlms = dict(VLMS)
   if config.lm_unfrozen_ablation:
-    steps.append(Step("visual_adaptation_lm_unfrozen", visual_adaptation_lm_unfrozen,
-                      weight=int(config.stages.visual_adaptation.steps) / 300))
+    add("visual_adaptation_lm_unfrozen", visual_adaptation_lm_unfrozen,
+        int(config.stages.visual_adaptation.steps) / 300, previous("visual_adaptation"))
   else:
     vlms.pop("visual_lm_unfrozen")
-  steps.append(Step("caption_pseudo", caption_pseudo, weight=1.0))
-  steps.append(Step("caption_frame", caption_frame, weight=0.3))
+  add("caption_pseudo", caption_pseudo, 1.0, "language_adaptation")
+  add("caption_frame", caption_frame, 0.3, "image_pretrain")
+  captions = {"pseudo": "caption_pseudo", "frame": "caption_frame"}
   for source, fraction in dual_encoder_runs(config):
-    steps.append(Step(de_step_name(source, fraction), dual_encoder(source, fraction),
-                      weight=int(config.dual_encoder.steps) / 300))
+    add(de_step_name(source, fraction), dual_encoder(source, fraction),
+        int(config.dual_encoder.steps) / 300, captions.get(source, "world"))
   for row, (model_step, prompt) in vlms.items():
-    steps.append(Step(f"eval_{row}", eval_vlm(model_step, prompt), weight=0.5))
+    add(f"eval_{row}", eval_vlm(model_step, prompt), 0.5, model_step)
   for source, fraction in dual_encoder_runs(config):
     name = de_step_name(source, fraction)
-    steps.append(Step(f"eval_{name}", eval_dual_encoder(name), weight=0.2))
-  steps.append(Step("report", write_report, per_seed=False, weight=0.1))
+    add(f"eval_{name}", eval_dual_encoder(name), 0.2, name)
+  steps.append(Step("report", write_report, per_seed=False, weight=0.1,
+                    needs=tuple(s.name for s in steps)))
   return steps
