@@ -89,3 +89,17 @@ def test_missing_video_lists_what_was_tried(tmp_path):
   assert isinstance(info.value, FileNotFoundError)
   found = annotations.resolve_video_path(record, str(tmp_path), extensions=(".mov",))
   assert found.endswith("video5.mov")
+
+
+def test_record_path_on_another_file_system_is_used_whole_and_a_web_url_is_not(tmp_path):
+  import uuid
+  import tensorflow as tf
+  remote = f"ram://videos-{uuid.uuid4().hex}/clip.mp4"
+  with tf.io.gfile.GFile(remote, "wb") as f:
+    f.write(b"")
+  record = VideoRecord(video_id="clip_on_gs", path=remote)
+  assert annotations.resolve_video_path(record, str(tmp_path)) == remote
+  # A YouTube page is not a file: the id names the local file instead.
+  web = VideoRecord(video_id="abc", path="https://www.youtube.com/watch?v=abc")
+  local = _touch(tmp_path, "abc.mp4")
+  assert annotations.resolve_video_path(web, str(tmp_path)) == local

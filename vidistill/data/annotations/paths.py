@@ -95,8 +95,10 @@ def resolve_video(record: VideoRecord, video_root: str,
   and <split>/<label> sub-folders. Raises VideoPathError listing every path tried.
   """
   tried: list[str] = []
-  if record.path and "://" not in record.path:
-    base = record.path if os.path.isabs(record.path) else os.path.join(video_root, record.path)
+  # A web page (InternVid's YouTube URLs) is not a file; gs://... and other file systems are.
+  if record.path and fs.scheme(record.path) not in ("http", "https"):
+    whole = os.path.isabs(record.path) or fs.is_remote(record.path)
+    base = record.path if whole else os.path.join(video_root, record.path)
     for candidate in _with_extensions(base, extensions):
       tried.append(candidate)
       if fs.isfile(candidate):
