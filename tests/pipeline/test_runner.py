@@ -153,6 +153,13 @@ def test_a_failed_parallel_step_lets_the_others_finish_then_names_it(monkeypatch
   assert "c" in started and not started & {"b", "d", "report"}  # c ran beside a; b never began.
   assert steps_lib.is_done(str(tmp_path / "seed_0" / "c"))
   assert not steps_lib.is_done(str(tmp_path / "seed_0" / "a"))
+  # The resume finishes the rest; the wall clock sums both runs.
+  first = runner.read_timings(str(tmp_path))[runner.WALL_CLOCK]
+  _dag_steps(monkeypatch)
+  runner.run(_config(workers=2), str(tmp_path), log=lambda _: None,
+             launch=lambda step, ctx, out: _Thread(step, ctx, out, []))
+  assert all(steps_lib.is_done(str(tmp_path / "seed_0" / n)) for n in "abcd")
+  assert runner.read_timings(str(tmp_path))[runner.WALL_CLOCK] >= first + 0.1  # a, b, d ran.
 
 
 def test_unknown_step_names_list_the_steps(fake, tmp_path):

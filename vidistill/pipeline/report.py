@@ -314,7 +314,7 @@ def markdown(doc: Mapping[str, Any], sample_rows: Sequence[Mapping[str, str]]) -
   lines += ["", f"Total: {total:.0f} s of steps ({total / 60:.1f} min)."]
   if doc.get("wall_clock_s"):
     wall = doc["wall_clock_s"]
-    lines[-1] += (f" Wall clock of the whole run: {wall:.0f} s ({wall / 60:.1f} min), "
+    lines[-1] += (f" Wall clock spent making them: {wall:.0f} s ({wall / 60:.1f} min), "
                   f"{doc['workers']} step(s) at once.")
   lines.append("")
   return "\n".join(lines)

@@ -27,8 +27,9 @@ from vidistill import compile_cache
 from vidistill.pipeline import steps as steps_lib
 
 
-# timings.json key of the wall clock of the last whole run (every step, none skipped), up to the
-# start of its last step; the other keys are "<seed>/<step>" or "all/<step>" step seconds.
+# timings.json key of the wall clock spent making the workdir's steps (summed over invocations
+# without --only / --from, up to the start of the latest step); the other keys are
+# "<seed>/<step>" or "all/<step>" step seconds.
 WALL_CLOCK = "run/wall_clock"
 
 
@@ -102,7 +103,10 @@ def _run(config: ml_collections.ConfigDict, workdir: str, *, only: str, start: s
     else:
       jobs.append(_Job(step, ctx, label, forced, _needs(step, ctx, by_name, seed_list)))
   waiting = {job.key for job in jobs}  # Steps of this run not complete yet.
-  whole_run = len(jobs) == len(todo) and not only and not start  # Nothing skipped or redone.
+  # The report's wall clock sums the invocations that made its steps (a first run, a resume
+  # after a crash, more seeds); --only / --from reruns are not counted.
+  counted = not only and not start
+  wall_before = read_timings(workdir).get(WALL_CLOCK, 0.0) if counted else 0.0
   total_weight = sum(job.step.weight for job in jobs) or 1.0
   done_weight, started = 0.0, time.monotonic()
   timings: dict[str, float] = {}
@@ -124,8 +128,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, *, only: str, start: s
           job.step.name == "world" and config.world.dir):
         shutil.rmtree(out)  # A partial or forced step starts clean: its outputs are all its own.
       os.makedirs(out, exist_ok=True)
-      if whole_run:  # The report's wall clock: read when the report step starts.
-        _record_time(workdir, WALL_CLOCK, time.monotonic() - started)
+      if counted:  # Read by the report step when it starts: kept up to date at every start.
+        _record_time(workdir, WALL_CLOCK, wall_before + time.monotonic() - started)
       log(f"[pipeline] {job.label}: running | {_fmt(time.monotonic() - started)} elapsed | "
           f"ETA {eta()}")
       running.append((job, launch(job.step, job.ctx, out), time.monotonic()))
@@ -264,7 +268,7 @@ def _record_time(workdir: str, key: str, seconds: float) -> None:
 
 
 def read_timings(workdir: str) -> dict[str, float]:
-  """timings.json: seconds of every step, and WALL_CLOCK (absent until a whole run)."""
+  """timings.json: seconds of every step, and WALL_CLOCK."""
   path = os.path.join(workdir, "timings.json")
   if not os.path.exists(path):
     return {}
