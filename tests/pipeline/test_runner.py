@@ -143,6 +143,19 @@ def test_parallel_steps_start_after_what_they_read_and_overlap_up_to_workers(
   assert runner.WALL_CLOCK in runner.read_timings(str(tmp_path))
 
 
+def test_more_seeds_on_a_finished_workdir_run_the_new_seeds_and_redo_the_report(
+    monkeypatch, tmp_path):
+  _dag_steps(monkeypatch)
+  runner.run(_config(workers=2), str(tmp_path), log=lambda _: None,
+             launch=lambda step, ctx, out: _Thread(step, ctx, out, []))
+  log, lines = [], []
+  runner.run(_config(seeds=2, workers=2), str(tmp_path), seeds=2, log=lines.append,
+             launch=lambda step, ctx, out: _Thread(step, ctx, out, log))
+  ran = {(name, seed) for kind, name, seed in log if kind == "start"}
+  assert ran == {("a", 1), ("b", 1), ("c", 1), ("d", 1), ("report", 0)}
+  assert any("report: complete, but" in l and "redoing it" in l for l in lines)
+
+
 def test_a_failed_parallel_step_lets_the_others_finish_then_names_it(monkeypatch, tmp_path):
   _dag_steps(monkeypatch, fail=("a",))
   log = []
