@@ -101,12 +101,13 @@ def _run(config: ml_collections.ConfigDict, workdir: str, *, only: str, start: s
     needs = _needs(step, ctx, by_name, seed_list)
     # A complete step whose inputs are being made again is stale (the report after --seeds 3
     # on a one-seed workdir, a stage after its input's folder was deleted): it runs again.
-    stale = sorted(name for _, name in needs & {job.key for job in jobs})
+    stale = sorted({name for _, name in needs & {job.key for job in jobs}})
     if not forced and steps_lib.is_done(step.out_dir(ctx)):
       if not stale:
         log(f"[pipeline] {label}: complete, skipped")
         continue
-      log(f"[pipeline] {label}: complete, but {', '.join(stale)} run again: redoing it")
+      names = ", ".join(stale[:3]) + (f" and {len(stale) - 3} more" if len(stale) > 3 else "")
+      log(f"[pipeline] {label}: complete, but {names} run again: redoing it")
     jobs.append(_Job(step, ctx, label, forced or bool(stale), needs))
   waiting = {job.key for job in jobs}  # Steps of this run not complete yet.
   # The report's wall clock sums the invocations that made its steps (a first run, a resume
