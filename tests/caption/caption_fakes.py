@@ -15,7 +15,7 @@ import wave
 
 import numpy as np
 
-from vidistill.data import video_io
+from vidistill.data import video_write
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG_PATH = os.path.join(REPO, "configs", "caption", "pseudo_caption.py")
@@ -78,7 +78,7 @@ def clip_frames(index: int, num_frames: int = 8, size: int = 32) -> np.ndarray:
 
 
 def write_clip(path: str, index: int, num_frames: int = 8, size: int = 32) -> str:
-  return video_io.write_video(path, clip_frames(index, num_frames, size), fps=8.0)
+  return video_write.write_video(path, clip_frames(index, num_frames, size), fps=8.0)
 
 
 def write_audio_only(path: str) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from vidistill import fs
 from vidistill.caption.manifest import ManifestError, load_manifest
-from vidistill.data import shards, video_io
+from vidistill.data import shards, video_io, video_write
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def video_trees(tmp_path, ram_root):
   local = tmp_path / "v"
   frames = np.zeros((2, 16, 16, 3), np.uint8)
   for i, rel in enumerate(("a/one.mp4", "b/two.webm", "b/deep/three.mp4", "top.mkv")):
-    video_io.write_video(str(local / rel), frames + 40 * i, fps=4.0)
+    video_write.write_video(str(local / rel), frames + 40 * i, fps=4.0)
   (local / "b" / "notes.txt").write_text("not a video")
   (local / ".hidden.mp4").write_bytes(b"x")
   remote = f"{ram_root}/v"

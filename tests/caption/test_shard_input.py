@@ -12,7 +12,7 @@ from vidistill.caption import job
 from vidistill.caption import results
 from vidistill.caption.manifest import load_manifest
 from vidistill.data import shards
-from vidistill.data import video_io
+from vidistill.data import video_write
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def shard_input(tmp_path_factory):
                "end": i + 2.0} for i in range(9)]
   examples[4]["frames"] = clip_frames(4, size=16)  # Another resolution than the job's.
   raw = shards.write_shards(examples, str(root / "raw"), 2, "arrayrecord")
-  encoded = [{"id": f"enc{i}", "video_bytes": video_io.encode_video(clip_frames(20 + i)),
+  encoded = [{"id": f"enc{i}", "video_bytes": video_write.encode_video(clip_frames(20 + i)),
               "start": 0.0, "end": 1.0} for i in range(3)]
   shards.write_shards(encoded, str(root / "enc"), 1, "tfrecord")
   spec = f"{root}/raw-*.array_record,{root}/enc-*.tfrecord"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from vidistill.data import video_io
+from vidistill.data import video_write
 from vidistill.data import tfds as vidistill_tfds
 
 DATA = os.path.join(os.path.dirname(__file__), "testdata", "annotations")
@@ -41,7 +41,7 @@ def test_msrvtt_builder_end_to_end(tmp_path):
   for name in ("MSRVTT_data.json", "MSRVTT_train.9k.csv", "MSRVTT_JSFUSION_test.csv"):
     shutil.copy(os.path.join(DATA, "msrvtt", name), manual / name)
   for video_id, color in COLORS.items():
-    video_io.write_video(manual / "videos" / "all" / f"{video_id}.mp4", _clip(color))
+    video_write.write_video(manual / "videos" / "all" / f"{video_id}.mp4", _clip(color))
   config = vidistill_tfds.VideoConfig(name="test_f4_r16", num_frames=T, resolution=R)
   builder = _build(vidistill_tfds.VidistillMsrvtt, config, manual, tmp_path / "data")
 
@@ -73,12 +73,12 @@ def test_annotated_videos_builder_windows_and_missing_videos(tmp_path):
   # A pre-cut clip (decoded whole), and a full source video in which only seconds 5-9 are blue:
   # the builder must decode the clip's window of it, and skip the third, missing, video.
   (manual / "videos" / "train").mkdir(parents=True)
-  video_io.write_video(manual / "videos" / "train" / "Aa1Bb2Cc3Dd_000000_000004.mp4",
+  video_write.write_video(manual / "videos" / "train" / "Aa1Bb2Cc3Dd_000000_000004.mp4",
                        _clip((220, 20, 20)), fps=2.0)
   source = np.concatenate([_clip((20, 220, 20), 10), _clip((20, 20, 220), 10)])  # 0-5 s, 5-10 s
-  video_io.write_video(manual / "videos" / "Ee4Ff5Gg6Hh.mp4", source, fps=2.0)
+  video_write.write_video(manual / "videos" / "Ee4Ff5Gg6Hh.mp4", source, fps=2.0)
   (manual / "videos" / "test").mkdir()
-  video_io.write_video(manual / "videos" / "test" / "xYz123AbC_d_000030_000040.mp4",
+  video_write.write_video(manual / "videos" / "test" / "xYz123AbC_d_000030_000040.mp4",
                        _clip((128, 128, 128)), fps=2.0)
 
   config = vidistill_tfds.AnnotatedVideosConfig(name="vatex_test", format="vatex", num_frames=T,

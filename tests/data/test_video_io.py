@@ -1,4 +1,5 @@
-"""Tests for vidistill.data.video_io: real encoded files through PyAV, every typed error.
+"""Tests for vidistill.data.video_io and video_write: real encoded files through PyAV, every typed
+error.
 
 Reference files for timestamps and rotation are written here with PyAV directly (not with
 `write_video`), and expected frame choices come from a naive nearest-time loop.
@@ -8,14 +9,14 @@ import fractions
 import io
 import itertools
 import os
-import threading
-import time
 
 import av
 import numpy as np
 import pytest
 
+from vidistill.data import prefetch
 from vidistill.data import video_io
+from vidistill.data import video_write
 
 # ------------------------------------------------------------------------------------------------
 # Helpers.
@@ -110,7 +111,7 @@ def _block_means(frames):
 ])
 def test_round_trip_each_container(tmp_path, name, codec, decoder):
   frames = _block_frames()
-  path = video_io.write_video(tmp_path / name, frames, fps=8.0, codec=codec)
+  path = video_write.write_video(tmp_path / name, frames, fps=8.0, codec=codec)
   assert path == str(tmp_path / name) and os.listdir(tmp_path) == [name]  # No temp left behind.
   out = video_io.read_video(path, len(frames))
   assert out.shape == frames.shape and out.dtype == np.uint8
@@ -124,13 +125,13 @@ def test_round_trip_each_container(tmp_path, name, codec, decoder):
 
 def test_ffv1_is_lossless(tmp_path):
   frames = np.random.default_rng(1).integers(0, 256, (3, 17, 23, 3), dtype=np.uint8)
-  path = video_io.write_video(tmp_path / "new" / "x.mkv", frames, codec="ffv1")
+  path = video_write.write_video(tmp_path / "new" / "x.mkv", frames, codec="ffv1")
   np.testing.assert_array_equal(video_io.read_video(path, 3), frames)
 
 
 def test_odd_size_is_padded_to_even(tmp_path):
   frames = _block_frames(n=2, height=33, width=47)
-  path = video_io.write_video(tmp_path / "odd.mp4", frames)
+  path = video_write.write_video(tmp_path / "odd.mp4", frames)
   out = video_io.read_video(path, 2)
   assert out.shape == (2, 34, 48, 3)
   # The padding repeats the last row and column.
@@ -140,7 +141,7 @@ def test_odd_size_is_padded_to_even(tmp_path):
 
 def test_encode_video_bytes_read_from_memory():
   frames = _index_frames(8)
-  data = video_io.encode_video(frames, fps=4.0)
+  data = video_write.encode_video(frames, fps=4.0)
   assert data[4:8] == b"ftyp"  # An mp4.
   out = video_io.read_video(io.BytesIO(data), 8)
   assert _indices(out) == list(range(8))
@@ -148,18 +149,18 @@ def test_encode_video_bytes_read_from_memory():
 
 def test_h264_falls_back_to_mpeg4_without_libx264(tmp_path, monkeypatch):
   monkeypatch.setattr(av, "codecs_available", set(av.codecs_available) - {"libx264"})
-  path = video_io.write_video(tmp_path / "fallback.mp4", _index_frames(4))
+  path = video_write.write_video(tmp_path / "fallback.mp4", _index_frames(4))
   assert video_io.video_info(path)["codec"] == "mpeg4"
   assert _indices(video_io.read_video(path, 4)) == [0, 1, 2, 3]
 
 
 def test_write_rejects_bad_input(tmp_path):
   with pytest.raises(ValueError, match=r"uint8 \[T>0, H, W, 3\].*float32"):
-    video_io.write_video(tmp_path / "a.mp4", np.zeros((2, 8, 8, 3), np.float32))
+    video_write.write_video(tmp_path / "a.mp4", np.zeros((2, 8, 8, 3), np.float32))
   with pytest.raises(ValueError, match="cannot hold h264"):
-    video_io.write_video(tmp_path / "a.webm", _index_frames(2), codec="h264")
+    video_write.write_video(tmp_path / "a.webm", _index_frames(2), codec="h264")
   with pytest.raises(ValueError, match="unknown video container 'gif'"):
-    video_io.write_video(tmp_path / "a.gif", _index_frames(2))
+    video_write.write_video(tmp_path / "a.gif", _index_frames(2))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -168,14 +169,14 @@ def test_write_rejects_bad_input(tmp_path):
 
 @pytest.mark.parametrize("num_frames", [16, 8, 5, 3, 1])
 def test_uniform_sampling_picks_nearest_frames(tmp_path, num_frames):
-  path = video_io.write_video(tmp_path / "idx.mp4", _index_frames(16), fps=8.0)
+  path = video_write.write_video(tmp_path / "idx.mp4", _index_frames(16), fps=8.0)
   frame_times = [i / 8 for i in range(16)]
   targets = [2.0 * i / num_frames for i in range(num_frames)]
   assert _indices(video_io.read_video(path, num_frames)) == _naive_nearest(frame_times, targets)
 
 
 def test_window_in_seconds(tmp_path):
-  path = video_io.write_video(tmp_path / "idx.mp4", _index_frames(40), fps=8.0)
+  path = video_write.write_video(tmp_path / "idx.mp4", _index_frames(40), fps=8.0)
   out = video_io.read_video(path, 4, window=(1.0, 3.0))
   assert _indices(out) == [8, 12, 16, 20]
   # A window running past the end keeps the last frame.
@@ -200,7 +201,7 @@ def test_window_after_seek_in_long_video_with_keyframes(tmp_path, monkeypatch):
 
 
 def test_random_window_deterministic_and_inside(tmp_path):
-  path = video_io.write_video(tmp_path / "idx.mp4", _index_frames(40), fps=8.0)
+  path = video_write.write_video(tmp_path / "idx.mp4", _index_frames(40), fps=8.0)
   starts = set()
   for seed in range(6):
     a = video_io.read_video(path, 4, window=(1.0, 4.0), random_window=1.0,
@@ -220,7 +221,7 @@ def test_random_window_deterministic_and_inside(tmp_path):
 
 
 def test_short_video_repeat_or_pad(tmp_path):
-  path = video_io.write_video(tmp_path / "short.mp4", _index_frames(4), fps=8.0)
+  path = video_write.write_video(tmp_path / "short.mp4", _index_frames(4), fps=8.0)
   assert _indices(video_io.read_video(path, 8)) == [0, 0, 1, 1, 2, 2, 3, 3]
   padded = video_io.read_video(path, 8, short="pad")
   assert _indices(padded) == [0, 1, 2, 3, -1, -1, -1, -1]
@@ -249,7 +250,7 @@ def test_resize_crop_and_pad(tmp_path):
   frames[:, :, :16] = (200, 30, 30)
   frames[:, :, 16:48] = (30, 200, 30)
   frames[:, :, 48:] = (30, 30, 200)
-  path = video_io.write_video(tmp_path / "bands.mkv", frames, codec="ffv1")
+  path = video_write.write_video(tmp_path / "bands.mkv", frames, codec="ffv1")
   crop = video_io.read_video(path, 2, resolution=32)
   assert crop.shape == (2, 32, 32, 3)
   np.testing.assert_allclose(crop.reshape(-1, 3).mean(axis=0), (30, 200, 30), atol=1)
@@ -267,7 +268,7 @@ def test_resize_reproduces_a_linear_ramp(tmp_path):
   width, height, out_w = 128, 64, 32
   ramp = np.broadcast_to((np.arange(width) * 255 / (width - 1))[None, :, None],
                          (height, width, 3)).round().astype(np.uint8)
-  path = video_io.write_video(tmp_path / "ramp.mkv", ramp[None], codec="ffv1")
+  path = video_write.write_video(tmp_path / "ramp.mkv", ramp[None], codec="ffv1")
   out = video_io.read_video(path, 1, resolution=(out_w // 2, out_w))[0].astype(float)
   scale = out_w / width
   centres = (np.arange(out_w) + 0.5) / scale - 0.5
@@ -375,46 +376,10 @@ def test_typed_errors_name_the_file(tmp_path, make, error):
 # Prefetching.
 
 
-def test_prefetch_map_in_order_with_errors_per_item():
-  def fn(x):
-    time.sleep(0.002 * ((7 * x) % 5))  # Finish out of order.
-    if x % 4 == 3:
-      raise ValueError(f"bad {x}")
-    return x * x
-
-  results = list(video_io.prefetch_map(fn, range(20), num_workers=4, buffer=6))
-  assert [item for item, _ in results] == list(range(20))
-  for item, result in results:
-    if item % 4 == 3:
-      assert isinstance(result, ValueError) and str(result) == f"bad {item}"
-    else:
-      assert result == item * item
-
-
-def test_prefetch_map_runs_concurrently_and_lazily():
-  barrier = threading.Barrier(3, timeout=10)  # Only passes if three calls run at the same time.
-  pulled = []
-
-  def items():
-    for i in itertools.count():
-      pulled.append(i)
-      yield i
-
-  stream = video_io.prefetch_map(lambda x: barrier.wait() if x < 3 else x, items(), num_workers=3,
-                                 buffer=4)
-  got = [next(stream) for _ in range(5)]
-  assert [item for item, _ in got] == list(range(5))
-  assert not any(isinstance(r, Exception) for _, r in got)
-  assert len(pulled) <= 5 + 4  # The endless input is read only `buffer` ahead.
-  stream.close()
-  with pytest.raises(ValueError, match="num_workers"):
-    next(video_io.prefetch_map(abs, [1], num_workers=0))
-
-
 def test_prefetch_map_decodes_videos(tmp_path):
-  good = video_io.write_video(tmp_path / "a.mp4", _index_frames(4))
+  good = video_write.write_video(tmp_path / "a.mp4", _index_frames(4))
   bad = str(tmp_path / "missing.mp4")
-  out = list(video_io.prefetch_map(lambda p: video_io.read_video(p, 2), [good, bad, good],
+  out = list(prefetch.prefetch_map(lambda p: video_io.read_video(p, 2), [good, bad, good],
                                    num_workers=2, buffer=2))
   assert [p for p, _ in out] == [good, bad, good]
   assert _indices(out[0][1]) == [0, 2] and isinstance(out[1][1], video_io.VideoNotFoundError)

@@ -8,6 +8,7 @@ import pytest
 
 from vidistill import fs
 from vidistill.data import video_io
+from vidistill.data import video_write
 
 
 def _clip(frames=12, size=32):
@@ -19,7 +20,7 @@ def _clip(frames=12, size=32):
 
 def test_read_and_write_ram_videos_like_local(tmp_path):
   remote = f"ram://videos-{uuid.uuid4().hex}"
-  local = video_io.write_video(str(tmp_path / "a.mp4"), _clip(), fps=8)
+  local = video_write.write_video(str(tmp_path / "a.mp4"), _clip(), fps=8)
   fs.makedirs(remote)
   with open(local, "rb") as f, fs.open(f"{remote}/a.mp4", "wb") as g:
     g.write(f.read())
@@ -28,7 +29,7 @@ def test_read_and_write_ram_videos_like_local(tmp_path):
   assert got.shape == (4, 16, 16, 3) and np.array_equal(got, expected)
   assert video_io.video_info(f"{remote}/a.mp4") == video_io.video_info(local)
   # Written straight to ram://: the same bytes as the local file, no temp object left.
-  written = video_io.write_video(f"{remote}/out/b.mp4", _clip(), fps=8)
+  written = video_write.write_video(f"{remote}/out/b.mp4", _clip(), fps=8)
   assert fs.listdir(f"{remote}/out") == ["b.mp4"]
   with fs.open(written, "rb") as f, open(local, "rb") as g:
     assert f.read() == g.read()

@@ -22,7 +22,7 @@ import zlib
 import numpy as np
 import pytest
 
-from vidistill.data import video_io
+from vidistill.data import video_write
 from vidistill.eval.evaluators import common
 
 PALETTE = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220),
@@ -156,7 +156,7 @@ def write_csv(path: str, header, rows) -> str:
 
 def _clip(path: str, colour: str) -> None:
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  video_io.write_video(path, clip_frames(colour), fps=4.0)
+  video_write.write_video(path, clip_frames(colour), fps=4.0)
 
 
 def msrvtt_videodatainfo(colours=COLOURS, split: str = "test") -> dict:

@@ -22,7 +22,9 @@ import numpy as np
 
 from vidistill.benchmarks import captioners
 from vidistill.benchmarks import report
+from vidistill.data import prefetch
 from vidistill.data import video_io
+from vidistill.data import video_write
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CAPTION_CONFIG = os.path.join(_REPO, "configs", "caption", "pseudo_caption.py")
@@ -45,7 +47,7 @@ def write_clips(folder: str, count: int, num_frames: int, size: int, seed: int =
     base = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
     frames = np.stack([np.roll(np.kron(base, np.ones((8, 8, 1), np.uint8)), t, axis=1)
                        for t in range(num_frames)])
-    paths.append(video_io.write_video(os.path.join(folder, f"clip{i:04d}.mp4"), frames, fps=8.0))
+    paths.append(video_write.write_video(os.path.join(folder, f"clip{i:04d}.mp4"), frames, fps=8.0))
   return paths
 
 
@@ -64,7 +66,7 @@ def pipeline_clips_per_s(paths: list[str], s: dict[str, Any]) -> float:
   start = time.perf_counter()
   batch, done = [], 0
   read = lambda p: video_io.read_video(p, s["frames"], resolution=s["res"])
-  for _, frames in video_io.prefetch_map(read, paths, num_workers=s["workers"], buffer=16):
+  for _, frames in prefetch.prefetch_map(read, paths, num_workers=s["workers"], buffer=16):
     if isinstance(frames, Exception):
       raise frames
     batch.append(frames)

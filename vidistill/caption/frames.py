@@ -1,6 +1,6 @@
 """Frames for a manifest entry: decoded from a video file, or read from example shards.
 
-Runs on the prefetch threads (`video_io.prefetch_map`): every loader here either returns
+Runs on the prefetch threads (`data/prefetch.py`): every loader here either returns
 `Loaded` frames (and the file and window they came from) or raises, and the job turns the
 exception into a failure row.
 """
@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import io
 import math
-import os
 import urllib.parse
 import urllib.request
 from typing import Any, BinaryIO, Iterator, Sequence

@@ -37,7 +37,7 @@ from vidistill.caption import writers
 from vidistill.caption.captioner import Captioner, count_tokens
 from vidistill.caption.manifest import Entry, Manifest, load_manifest
 from vidistill.config_args import ConfigError, check_choice, check_positive
-from vidistill.data import video_io
+from vidistill.data import prefetch
 
 
 class CaptionerError(RuntimeError):
@@ -183,7 +183,7 @@ def _frame_stream(config: ml_collections.ConfigDict, manifest: Manifest,
                              extensions=tuple(config.video_extensions),
                              timeout_s=config.remote_timeout_s)
     workers = config.prefetch.num_workers
-  return video_io.prefetch_map(lambda item: load(item[1]), items, num_workers=workers,
+  return prefetch.prefetch_map(lambda item: load(item[1]), items, num_workers=workers,
                                buffer=config.prefetch.buffer)
 
 

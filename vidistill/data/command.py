@@ -215,6 +215,7 @@ def _read_json(path: str) -> Any:
 def convert() -> None:
   """Annotation file + video folder -> shards of {"id", "frames", captions / QA fields}."""
   from vidistill.data import annotations
+  from vidistill.data import prefetch
   from vidistill.data import shards
   from vidistill.data import video_io
 
@@ -246,7 +247,7 @@ def convert() -> None:
   failures: list[str] = []
 
   def examples():
-    for record, frames in video_io.prefetch_map(decode, records, num_workers=4):
+    for record, frames in prefetch.prefetch_map(decode, records, num_workers=4):
       if isinstance(frames, Exception):
         failures.append(f"{record.video_id}: {frames}")
         continue

@@ -1,4 +1,4 @@
-"""Video files in and out with PyAV: encode clips, sample frames by time, typed errors, prefetching.
+"""Video files in with PyAV: sample frames by time, typed errors (writing: video_write.py).
 
 Frames are RGB `uint8 [T, H, W, 3]` everywhere. Times are seconds from the first frame of the video
 stream, the unit InternVid / VideoCC windows use. Sampling reads frame presentation timestamps from
@@ -13,15 +13,11 @@ nothing is; an mp4 cut inside its index may parse as a file without streams (`Em
 """
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import contextlib
-import fractions
 import io
 import math
 import os
-import threading
-from typing import BinaryIO, Callable, Iterable, Iterator, Literal, TypeVar, Union
+from typing import BinaryIO, Iterator, Literal, Union
 
 import av
 from av.video.reformatter import VideoReformatter
@@ -38,9 +34,6 @@ _SEEK_GAP_S = 10.0
 # B-frames make packet order differ from presentation order by a few frames; demux this many
 # packets past the window end so the last frames inside it are seen.
 _REORDER_SLACK = 16
-# Frames up to this many pixels are encoded on one thread: for 32-64 px clips the thread pool
-# costs more than it saves, and callers parallelise over clips instead.
-_SINGLE_THREAD_PIXELS = 256 * 256
 
 
 class VideoError(Exception):
@@ -72,121 +65,6 @@ class NoVideoStreamError(VideoError):
 
 class WindowError(VideoError):
   """The requested time window lies after the end of the video."""
-
-
-# ------------------------------------------------------------------------------------------------
-# Writing.
-
-# Our codec name -> (FFmpeg encoder, pixel format). yuv420p halves chroma resolution, so frames with
-# an odd width or height are padded to even by repeating their last row/column (the file is then
-# one pixel larger); ffv1 stores lossless RGB at any size.
-_CODECS = {
-    "h264": ("libx264", "yuv420p"),
-    "vp9": ("libvpx-vp9", "yuv420p"),
-    "mpeg4": ("mpeg4", "yuv420p"),
-    "ffv1": ("ffv1", "bgr0"),
-}
-# File extension -> (FFmpeg muxer, default codec, codecs the container can hold).
-_CONTAINERS = {
-    "mp4": ("mp4", "h264", ("h264", "mpeg4", "vp9")),
-    "mov": ("mov", "h264", ("h264", "mpeg4")),
-    "mkv": ("matroska", "h264", ("h264", "vp9", "mpeg4", "ffv1")),
-    "webm": ("webm", "vp9", ("vp9",)),
-    "avi": ("avi", "mpeg4", ("mpeg4", "h264", "ffv1")),
-}
-_FAST_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast")
-
-
-def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0,
-                codec: str | None = None, *, crf: int = 18, preset: str = "veryfast") -> str:
-  """Encodes `frames` (`uint8 [T, H, W, 3]` RGB) into a video file; returns the path.
-
-  The container comes from the extension (mp4, mov, mkv, webm, avi); `codec` is one of h264, vp9,
-  mpeg4, ffv1 (lossless) and defaults to the container's usual one (mp4/mov/mkv: h264, webm: vp9,
-  avi: mpeg4). h264 falls back to mpeg4 when PyAV's FFmpeg lacks libx264. `crf` is the constant
-  quality (h264 0-51, vp9 0-63; mpeg4 uses qscale = crf / 6); `preset` is x264's speed preset (for
-  vp9 a fast preset means realtime mode). Odd sizes are padded to even for the yuv420p codecs.
-  The file is written under a temporary name and renamed, so a crash leaves no half file; missing
-  parent folders are created.
-  """
-  path = os.fspath(path)
-  muxer, codec = _container_and_codec(path, codec)
-  fs.makedirs(os.path.dirname(path) or ".")
-  tmp = f"{path}.partial-{os.getpid()}-{threading.get_ident()}"
-  try:
-    if fs.is_remote(path):  # gs://: encoded in memory, written as one object under the temp name.
-      buffer = io.BytesIO()
-      _encode(buffer, muxer, frames, fps, codec, crf, preset, name=path)
-      with fs.open(tmp, "wb") as f:
-        f.write(buffer.getvalue())
-    else:
-      _encode(tmp, muxer, frames, fps, codec, crf, preset, name=path)  # FFmpeg does the file I/O.
-    fs.replace(tmp, path)
-  finally:
-    if fs.isfile(tmp):
-      fs.remove(tmp)
-  return path
-
-
-def encode_video(frames: np.ndarray, fps: float = 8.0, codec: str | None = None, *,
-                 container: str = "mp4", crf: int = 18, preset: str = "veryfast") -> bytes:
-  """Like `write_video`, into memory: the bytes of a `container` file (for `video_bytes` shards)."""
-  muxer, codec = _container_and_codec(f"<memory>.{container}", codec)
-  buffer = io.BytesIO()
-  _encode(buffer, muxer, frames, fps, codec, crf, preset, name=f"<{container} bytes>")
-  return buffer.getvalue()
-
-
-def _container_and_codec(path: str, codec: str | None) -> tuple[str, str]:
-  ext = os.path.splitext(path)[1].lower().lstrip(".")
-  if ext not in _CONTAINERS:
-    raise ValueError(f"{path}: unknown video container {ext!r}; use one of {sorted(_CONTAINERS)}")
-  muxer, default, allowed = _CONTAINERS[ext]
-  codec = codec or default
-  if codec not in _CODECS:
-    raise ValueError(f"{path}: unknown codec {codec!r}; use one of {sorted(_CODECS)}")
-  if codec not in allowed:
-    raise ValueError(f"{path}: a .{ext} file cannot hold {codec}; use one of {list(allowed)}")
-  return muxer, codec
-
-
-def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
-  if codec == "h264":
-    return {"crf": str(crf), "preset": preset}
-  if codec == "vp9":  # b=0 selects constant-quality mode; crf alone would be capped by a bitrate.
-    fast = preset in _FAST_PRESETS
-    return {"crf": str(crf), "b": "0", "deadline": "realtime" if fast else "good",
-            "cpu-used": "8" if fast else "2"}
-  if codec == "mpeg4":  # FFmpeg's `-q:v q`: fixed quantiser q, in lambda units (FF_QP2LAMBDA=118).
-    return {"flags": "+qscale", "global_quality": str(118 * min(31, max(2, round(crf / 6))))}
-  return {}
-
-
-def _encode(out: str | BinaryIO, muxer: str, frames: np.ndarray, fps: float, codec: str, crf: int,
-            preset: str, *, name: str) -> None:
-  frames = np.asarray(frames)
-  if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or not frames.shape[0]:
-    raise ValueError(f"{name}: frames must be uint8 [T>0, H, W, 3], got {frames.dtype} "
-                     f"{list(frames.shape)}")
-  if not fps > 0:
-    raise ValueError(f"{name}: fps must be positive, got {fps}")
-  encoder, pix_fmt = _CODECS[codec]
-  if encoder == "libx264" and encoder not in av.codecs_available:
-    encoder, codec = "mpeg4", "mpeg4"
-  if pix_fmt == "yuv420p" and (frames.shape[1] % 2 or frames.shape[2] % 2):
-    frames = np.pad(frames, ((0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0)),
-                    mode="edge")
-  rate = fractions.Fraction(fps).limit_denominator(1001)  # 29.97 -> 30000/1001 as NTSC means it.
-  with av.open(out, "w", format=muxer) as container:
-    stream = container.add_stream(encoder, rate=rate, options=_encoder_options(codec, crf, preset))
-    stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-    if frames.shape[1] * frames.shape[2] <= _SINGLE_THREAD_PIXELS:
-      stream.codec_context.thread_count = 1
-    for i, frame in enumerate(frames):
-      av_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
-      av_frame.pts = i  # In the codec time base 1/rate: frame i shows at i / fps seconds.
-      container.mux(stream.encode(av_frame))
-    container.mux(stream.encode())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -590,47 +468,3 @@ def video_info(path: PathOrFile) -> dict[str, float | int | str]:
             "num_frames": stream.frames or int(round(duration * fps)),
             "width": width, "height": height, "codec": stream.codec_context.name,
             "rotation": _rotation_degrees(matrix)}
-
-
-# ------------------------------------------------------------------------------------------------
-# Prefetching.
-
-Item = TypeVar("Item")
-Result = TypeVar("Result")
-
-
-def prefetch_map(fn: Callable[[Item], Result], items: Iterable[Item], num_workers: int = 4,
-                 buffer: int = 8) -> Iterator[tuple[Item, Union[Result, Exception]]]:
-  """Yields `(item, fn(item))` in input order, computing up to `buffer` items ahead on threads.
-
-  An exception raised by `fn` is yielded in place of its result, so one bad video does not end the
-  stream. `items` is consumed lazily (it may be endless); closing the iterator cancels what has not
-  started. Decoding releases the GIL inside FFmpeg, so threads overlap it with accelerator work.
-  """
-  if num_workers < 1 or buffer < 1:
-    raise ValueError(f"num_workers and buffer must be >= 1, got {num_workers}, {buffer}")
-  iterator = iter(items)
-  pending: collections.deque = collections.deque()
-  pool = concurrent.futures.ThreadPoolExecutor(num_workers, thread_name_prefix="prefetch_map")
-  try:
-    exhausted = False
-    while True:
-      while not exhausted and len(pending) < buffer:
-        item = next(iterator, _END)
-        if item is _END:
-          exhausted = True
-        else:
-          pending.append((item, pool.submit(fn, item)))
-      if not pending:
-        return
-      item, future = pending.popleft()
-      try:
-        result = future.result()
-      except Exception as e:  # pylint: disable=broad-except  (delivered to the caller per item)
-        result = e
-      yield item, result
-  finally:
-    pool.shutdown(wait=True, cancel_futures=True)
-
-
-_END = object()

@@ -135,7 +135,7 @@ def build_part(task: dict[str, Any]) -> tuple[int, float]:
   """Renders, encodes and shards clips [start, stop) of one split; returns (clips, CPU seconds)."""
   cpu_start = time.process_time()
   from vidistill.data import shards  # TensorFlow: imported in the worker, after any fork.
-  from vidistill.data import video_io
+  from vidistill.data import video_write
 
   config = ml_collections.ConfigDict(task["config"])
   tmp, split, shard = task["tmp"], task["split"], task["shard"]
@@ -154,7 +154,7 @@ def build_part(task: dict[str, Any]) -> tuple[int, float]:
           _write_png(os.path.join(media, f"{record['id']}.png"), frames[0])
         else:
           frames = render.render(scene)
-          video_io.write_video(os.path.join(media, f"{record['id']}.mp4"), frames, config.fps,
+          video_write.write_video(os.path.join(media, f"{record['id']}.mp4"), frames, config.fps,
                                config.video_codec)
         truth.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
         yield shard_example(split, record, frames)

@@ -20,6 +20,7 @@ import numpy as np
 
 from vidistill.config_args import ConfigError
 from vidistill.data import annotations
+from vidistill.data import prefetch
 from vidistill.data import video_io
 from vidistill.data.records import AnnotationError, VideoRecord
 from vidistill.eval.evaluators import common
@@ -79,7 +80,7 @@ def iter_frames(records: Sequence[VideoRecord], video_root: str,
     return video_io.read_video(path, settings.num_frames, resolution=settings.resolution,
                                window=window)
 
-  for key, frames in video_io.prefetch_map(decode, list(groups), settings.num_workers,
+  for key, frames in prefetch.prefetch_map(decode, list(groups), settings.num_workers,
                                            settings.buffer):
     for index in groups[key]:
       yield index, frames
