@@ -112,13 +112,16 @@ def _train(ctx: Context, stage: str, out: str, *, init: str = "", steps: int, ba
   train_stage_lib.train_stage(config, out)
 
 
-def _previous(ctx: Context, stage: str) -> str:
-  """The workdir the VLM stage `stage` starts from ("" = scratch); skipped stages pass through."""
+def previous_stage(config: ml_collections.ConfigDict, stage: str) -> str:
+  """The VLM stage `stage` starts from ("" = scratch); skipped stages pass through."""
   index = VLM_STAGES.index(stage)
-  for prev in reversed(VLM_STAGES[:index]):
-    if int(ctx.config.stages[prev].steps) > 0:
-      return ctx.dir(prev)
-  return ""
+  return next((p for p in reversed(VLM_STAGES[:index]) if int(config.stages[p].steps) > 0), "")
+
+
+def _previous(ctx: Context, stage: str) -> str:
+  """The workdir the VLM stage `stage` starts from ("" = scratch)."""
+  prev = previous_stage(ctx.config, stage)
+  return ctx.dir(prev) if prev else ""
 
 
 def vlm_stage(stage: str) -> Callable[[Context, str], None]:
@@ -258,18 +261,15 @@ def build(config: ml_collections.ConfigDict) -> list[Step]:
     steps.append(Step(name, run, weight=weight,
                       needs=tuple(n for n in dict.fromkeys(("world", *needs)) if n in present)))
 
-  def previous(stage):  # The VLM stage a stage starts from (skipped stages pass through).
-    index = VLM_STAGES.index(stage)
-    return next((p for p in reversed(VLM_STAGES[:index])
-                 if int(config.stages[p].steps) > 0), "world")
-
   for stage in VLM_STAGES:
     if int(config.stages[stage].steps) > 0:
-      add(stage, vlm_stage(stage), int(config.stages[stage].steps) / 300, previous(stage))
+      add(stage, vlm_stage(stage), int(config.stages[stage].steps) / 300,
+          previous_stage(config, stage))
   vlms = dict(VLMS)
   if config.lm_unfrozen_ablation:
     add("visual_adaptation_lm_unfrozen", visual_adaptation_lm_unfrozen,
-        int(config.stages.visual_adaptation.steps) / 300, previous("visual_adaptation"))
+        int(config.stages.visual_adaptation.steps) / 300,
+        previous_stage(config, "visual_adaptation"))
   else:
     vlms.pop("visual_lm_unfrozen")
   add("caption_pseudo", caption_pseudo, 1.0, "language_adaptation")
