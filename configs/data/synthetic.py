@@ -50,6 +50,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.fps = 8.0                      # Frame rate of the written videos (clip = frames / fps s).
   config.video_codec = "h264"           # Codec of DIR/videos/<split>/*.mp4 ("h264" or "mpeg4").
   config.vocab_size = 512               # SentencePiece pieces of DIR/vocab.model (256 are bytes).
+  config.media_splits = config_check.SPLITS  # Splits written as media files too (videos/*.mp4,
+                                        # images/*.png); every split has shards. The pipeline
+                                        # trains from shards and evaluates from videos, so it
+                                        # keeps only test and qa (mp4 encoding: ~1/3 of a clip).
   config.shard_frames_encoding = "raw"  # Frames in shards: "raw" (fastest) or "png" (lossless too,
                                         # ~10x smaller at 48 px, ~4 ms more per clip to write).
 

@@ -193,3 +193,28 @@ def test_worker_processes_give_the_same_bytes(world_dir, config, tmp_path):
   parallel = str(tmp_path / "parallel")
   world.synth(config, parallel, num_workers=2)
   assert _files(parallel) == _files(world_dir)
+
+
+def test_media_splits_limits_the_media_files_not_the_rest(world_dir, config, tmp_path):
+  some = get_config("tiny")
+  some.media_splits = ("test", "qa")
+  path = str(tmp_path / "some")
+  world.synth(some, path, num_workers=1)
+  assert sorted(os.listdir(os.path.join(path, "videos"))) == ["qa", "test"]
+  assert not os.path.exists(os.path.join(path, "images"))
+  info = world.load_world(path)
+  assert info["splits"]["pool"]["media"] is None and info["splits"]["test"]["media"] == "videos/test"
+  # Everything but the skipped media (and world.json, which records the setting) is the same.
+  full, part = _files(world_dir), _files(path)
+  kept = {k for k in full if not k.startswith(("videos/pool", "videos/labeled",
+                                                "videos/narratives", "images/"))}
+  assert part.keys() == kept
+  assert all(part[k] == full[k] for k in kept if k != "world.json")
+  for split in ("pool", "test"):
+    a = list(shards.read_shards(os.path.join(world_dir, "shards", f"{split}-*")))
+    b = list(shards.read_shards(os.path.join(path, "shards", f"{split}-*")))
+    assert len(a) == len(b) and all((x["frames"] == y["frames"]).all() for x, y in zip(a, b))
+  bad = get_config("tiny")
+  bad.media_splits = ("test", "videos")
+  with pytest.raises(Exception, match=r"media_splits.*videos"):
+    world.synth(bad, str(tmp_path / "bad"))

@@ -55,6 +55,8 @@ def validate(config: Any) -> None:
   _subset(config, "colours", tuple(vocab.COLOURS))
   _subset(config, "actions", vocab.ACTIONS, at_least=2)
   _subset(config, "backgrounds", vocab.BACKGROUNDS)
+  if "media_splits" in config:
+    _subset(config, "media_splits", SPLITS, at_least=0)
   sizes = sorted(dict(config.sizes).items(), key=lambda kv: kv[1])
   if not sizes:
     raise ConfigError("config.sizes is empty; give e.g. {'small': 0.12, 'large': 0.21}")

@@ -142,7 +142,9 @@ def build_part(task: dict[str, Any]) -> tuple[int, float]:
   entries = _read_test_scenes(tmp) if split == "test" else None
   truth_part = os.path.join(tmp, "truth", f"{split}.part-{shard:05d}.jsonl")
   media = os.path.join(tmp, "images" if split == "image_text" else os.path.join("videos", split))
-  for folder in (media, os.path.dirname(truth_part), os.path.join(tmp, "shards")):
+  write_media = split in media_splits(config)
+  for folder in ((media,) if write_media else ()) + (os.path.dirname(truth_part),
+                                                      os.path.join(tmp, "shards")):
     os.makedirs(folder, exist_ok=True)
 
   def examples() -> Iterator[dict[str, Any]]:
@@ -151,11 +153,13 @@ def build_part(task: dict[str, Any]) -> tuple[int, float]:
                                                entries):
         if split == "image_text":
           frames = render.render(scene, [record["frame"]])
-          _write_png(os.path.join(media, f"{record['id']}.png"), frames[0])
+          if write_media:
+            _write_png(os.path.join(media, f"{record['id']}.png"), frames[0])
         else:
           frames = render.render(scene)
-          video_write.write_video(os.path.join(media, f"{record['id']}.mp4"), frames, config.fps,
-                               config.video_codec)
+          if write_media:
+            video_write.write_video(os.path.join(media, f"{record['id']}.mp4"), frames,
+                                    config.fps, config.video_codec)
         truth.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
         yield shard_example(split, record, frames)
 
@@ -239,6 +243,11 @@ def chance_levels(config: ml_collections.ConfigDict) -> dict[str, float]:
   return {k: round(v, 6) for k, v in chance.items()}
 
 
+def media_splits(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """Splits whose clips are also written as media files (configs without the key: all)."""
+  return tuple(config.get("media_splits", clips.SPLITS))
+
+
 def world_info(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The content of world.json (no timestamps: same config => same bytes)."""
   splits = {}
@@ -248,7 +257,8 @@ def world_info(config: ml_collections.ConfigDict) -> dict[str, Any]:
         "size": size, "num_shards": config.num_shards[split] if size else 0,
         "layout": export.LAYOUTS[split],
         "annotations": [f"annotations/{n}" for n in export.FILES[split]] if size else [],
-        "media": ("images" if split == "image_text" else f"videos/{split}") if size else None,
+        "media": ("images" if split == "image_text" else f"videos/{split}")
+                 if size and split in media_splits(config) else None,
         "truth": f"truth/{split}.jsonl" if size else None,
         "shards": f"shards/{split}-*-of-{config.num_shards[split]:05d}.tfrecord" if size else None,
     }
