@@ -10,15 +10,18 @@ rerun skips it and a crash costs one step. Steps call the library (vidistill.tra
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import ml_collections
 
 DONE = "DONE"
+# Set in a pinned worker (runner.worker_cores): the CPUs the pipeline had before pinning.
+ALL_CPUS_ENV = "VIDISTILL_PIPELINE_CPUS"
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))), "configs")
 VLM_STAGES = ("text_pretrain", "image_pretrain", "visual_adaptation", "language_adaptation")
@@ -85,8 +88,31 @@ def make_world(ctx: Context, out: str) -> None:
     world.load_world(out)  # A given world must be complete; this names what is missing.
     return
   config = load_config("data/synthetic.py", f"{ctx.config.world.config_arg},seed=0")
+  with _every_cpu():  # Nothing else runs before the world: its render processes get every core.
+    _synth(ctx, config, out)
+
+
+@contextlib.contextmanager
+def _every_cpu() -> Iterator[None]:
+  """Lifts a pinned worker's CPU affinity (runner.worker_cores) for processes started inside."""
+  every = os.environ.get(ALL_CPUS_ENV)
+  if not every or not hasattr(os, "sched_getaffinity"):
+    yield
+    return
+  before = os.sched_getaffinity(0)
+  os.sched_setaffinity(0, {int(c) for c in every.split(",")})
+  try:
+    yield
+  finally:
+    os.sched_setaffinity(0, before)
+
+
+def _synth(ctx: Context, config: ml_collections.ConfigDict, out: str) -> None:
+  from vidistill.data.synthetic import world  # pylint: disable=g-import-not-at-top
   for split, size in ctx.config.world.splits.items():
     config.splits[split] = int(size)
+  if "media_splits" in ctx.config.world:
+    config.media_splits = tuple(ctx.config.world.media_splits)
   world.synth(config, out, num_workers=int(ctx.config.world.num_workers))
 
 
