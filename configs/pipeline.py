@@ -62,8 +62,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                         #   after the other, in this process). Steps that do
                                         #   not read each other's outputs overlap.
   c.pin_workers = False                 # Each worker process on its own share of the CPUs
-                                        #   (Linux). Off: on 2 cores, pinned steps ran ~1.4x
-                                        #   slower than two unpinned ones sharing both cores.
+                                        #   (Linux). Off: on 2 cores it measured no faster
+                                        #   (docs/pipeline.md).
   c.compile_cache = "jax_cache"         # XLA programs kept on disk (relative: in the workdir;
                                         #   "" = off): same-shape steps compile once.
 
