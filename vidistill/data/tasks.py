@@ -47,7 +47,8 @@ def examples_source(examples_fn: ExamplesFn, splits: Sequence[str], *, num_frame
 
   `examples_fn(split)` yields dicts with "id" (str), "frames" (uint8 [T,H,W,3] with T=num_frames and
   H=W=resolution), every key of `text_keys` (str) and of `list_keys` (list[str], e.g. several
-  captions). The generator runs in tf.data's host thread, so this is for modest corpora and tests;
+  captions). Without `list_keys` the whole split is read into memory and sliced; with them the
+  generator runs in tf.data's host thread. Either way this is for modest corpora and tests;
   large corpora go through shards.
   """
   signature = {
