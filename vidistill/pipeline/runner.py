@@ -256,8 +256,9 @@ def worker_cores(workers: int) -> list[tuple[int, ...]] | None:
 
 def _pin_worker(queue: Any) -> None:
   # Runs before the worker imports JAX / TensorFlow, so their thread pools are sized to (and
-  # their threads inherit) this group. Two unpinned steps on 2 cores each ran ~1.6x slower than
-  # alone, more than one step pinned to one core (dual encoder: 48 s alone, 65 s on one core).
+  # their threads inherit) this group. Why it might help: two unpinned steps on 2 cores each ran
+  # ~1.6x slower than alone, one pinned to a core 1.35x; measured, it bought nothing there
+  # (docs/pipeline.md), so the pipeline leaves it off.
   os.environ[steps_lib.ALL_CPUS_ENV] = ",".join(map(str, sorted(os.sched_getaffinity(0))))
   os.sched_setaffinity(0, queue.get())
 

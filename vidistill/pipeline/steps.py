@@ -88,8 +88,12 @@ def make_world(ctx: Context, out: str) -> None:
     world.load_world(out)  # A given world must be complete; this names what is missing.
     return
   config = load_config("data/synthetic.py", f"{ctx.config.world.config_arg},seed=0")
+  for split, size in ctx.config.world.splits.items():
+    config.splits[split] = int(size)
+  if "media_splits" in ctx.config.world:
+    config.media_splits = tuple(ctx.config.world.media_splits)
   with _every_cpu():  # Nothing else runs before the world: its render processes get every core.
-    _synth(ctx, config, out)
+    world.synth(config, out, num_workers=int(ctx.config.world.num_workers))
 
 
 @contextlib.contextmanager
@@ -105,15 +109,6 @@ def _every_cpu() -> Iterator[None]:
     yield
   finally:
     os.sched_setaffinity(0, before)
-
-
-def _synth(ctx: Context, config: ml_collections.ConfigDict, out: str) -> None:
-  from vidistill.data.synthetic import world  # pylint: disable=g-import-not-at-top
-  for split, size in ctx.config.world.splits.items():
-    config.splits[split] = int(size)
-  if "media_splits" in ctx.config.world:
-    config.media_splits = tuple(ctx.config.world.media_splits)
-  world.synth(config, out, num_workers=int(ctx.config.world.num_workers))
 
 
 def _vlm_sizes(ctx: Context) -> dict[str, str]:
