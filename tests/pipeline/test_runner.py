@@ -214,3 +214,22 @@ def test_vlm_sizes_reach_every_vlm_stage(monkeypatch, tmp_path, t5, vit):
     t5_lib.decode_variant(model.t5.variant)  # A size the model module knows.
   assert seen["unfrozen"].frozen == ()
   assert "t5" not in seen["de"].model  # The dual encoder keeps its own sizes.
+
+
+def test_in_process_steps_are_timed(monkeypatch, tmp_path):
+  # workers=1 runs each step inside the launch call: its time is the call's, not zero.
+  def step(name, per_seed=True):
+    def run(ctx, out):
+      time.sleep(0.6)
+      if name == "world":
+        open(os.path.join(out, steps_lib.DONE), "w").close()
+    return steps_lib.Step(name, run, per_seed=per_seed)
+
+  monkeypatch.setattr(steps_lib, "build", lambda config: [step("world", per_seed=False),
+                                                          step("a")])
+  lines = []
+  timings = runner.run(_config(), str(tmp_path), log=lines.append)
+  assert timings["0/a"] >= 0.6
+  assert json.load(open(tmp_path / "seed_0" / "a" / "DONE"))["seconds"] >= 0.6
+  assert runner.read_timings(str(tmp_path))["all/world"] >= 0.6
+  assert any("seed 0 a: done in 1s" in l for l in lines)

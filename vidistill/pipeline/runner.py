@@ -140,7 +140,9 @@ def _run(config: ml_collections.ConfigDict, workdir: str, *, only: str, start: s
         _record_time(workdir, WALL_CLOCK, wall_before + time.monotonic() - started)
       log(f"[pipeline] {job.label}: running | {_fmt(time.monotonic() - started)} elapsed | "
           f"ETA {eta()}")
-      running.append((job, launch(job.step, job.ctx, out), time.monotonic()))
+      # The clock starts before launch: in-process (workers=1) the step runs inside it.
+      t0 = time.monotonic()
+      running.append((job, launch(job.step, job.ctx, out), t0))
     if not running:
       if jobs and not failed:
         raise steps_lib.PipelineError(f"steps {[j.label for j in jobs]} wait for steps that "
