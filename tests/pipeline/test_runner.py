@@ -216,6 +216,33 @@ def test_vlm_sizes_reach_every_vlm_stage(monkeypatch, tmp_path, t5, vit):
   assert "t5" not in seen["de"].model  # The dual encoder keeps its own sizes.
 
 
+def test_stage_lr_reaches_its_stage_only(monkeypatch, tmp_path):
+  """config.stages.<stage>.lr replaces that stage's peak lr (the unfrozen ablation follows stage
+  1's); 0 keeps the stage config's; a negative lr is a config error naming it."""
+  from vidistill.config_args import ConfigError
+  from vidistill.train import stage as train_stage_lib
+  seen = {}
+  monkeypatch.setattr(train_stage_lib, "train_stage",
+                      lambda config, out: seen.__setitem__(os.path.basename(out), config))
+  config = _config()
+  for stage in steps_lib.VLM_STAGES:
+    config.stages[stage].lr = 0.0
+  config.stages.visual_adaptation.lr = 0.0123
+  ctx = steps_lib.Context(config, str(tmp_path))
+  for stage in steps_lib.VLM_STAGES:
+    steps_lib.vlm_stage(stage)(ctx, str(tmp_path / stage))
+  steps_lib.visual_adaptation_lm_unfrozen(ctx, str(tmp_path / "unfrozen"))
+  defaults = {s: steps_lib.load_config(f"train/{s}.py", config.stage_variant).optim.lr
+              for s in steps_lib.VLM_STAGES}
+  for stage in steps_lib.VLM_STAGES:
+    want = 0.0123 if stage == "visual_adaptation" else defaults[stage]
+    assert seen[stage].optim.lr == pytest.approx(want), stage
+  assert seen["unfrozen"].optim.lr == pytest.approx(0.0123)
+  config.stages.language_adaptation.lr = -1.0
+  with pytest.raises(ConfigError, match="lr=-1.0"):
+    steps_lib.vlm_stage("language_adaptation")(ctx, str(tmp_path / "bad"))
+
+
 def test_in_process_steps_are_timed(monkeypatch, tmp_path):
   # workers=1 runs each step inside the launch call: its time is the call's, not zero.
   def step(name, per_seed=True):

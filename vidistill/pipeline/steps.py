@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterator
 
 import ml_collections
 
+from vidistill.config_args import ConfigError
+
 DONE = "DONE"
 # Set in a pinned worker (runner.worker_cores): the CPUs the pipeline had before pinning.
 ALL_CPUS_ENV = "VIDISTILL_PIPELINE_CPUS"
@@ -117,6 +119,14 @@ def _vlm_sizes(ctx: Context) -> dict[str, str]:
   return {f"model.{part}.variant": name for part, name in sizes.items() if name}
 
 
+def _lr(stage: ml_collections.ConfigDict) -> dict[str, float]:
+  """The stage's peak learning rate over its config's (`lr` 0 or absent: keep the config's)."""
+  lr = float(stage.get("lr", 0.0) or 0.0)
+  if lr < 0:
+    raise ConfigError(f"stage learning rate lr={lr} is negative; use 0 to keep the stage config's")
+  return {"optim.lr": lr} if lr else {}
+
+
 def _train(ctx: Context, stage: str, out: str, *, init: str = "", steps: int, batch: int,
            extra: str = "", variant: str = "", **overrides: Any) -> None:
   from vidistill.train import stage as train_stage_lib  # pylint: disable=g-import-not-at-top
@@ -154,7 +164,7 @@ def vlm_stage(stage: str) -> Callable[[Context, str], None]:
       extra = {"data.text_splits": ctx.config.text_splits,
                "data.max_examples": int(s.steps) * int(s.batch)}
     _train(ctx, stage, out, init=_previous(ctx, stage), steps=int(s.steps), batch=int(s.batch),
-           **extra, **_vlm_sizes(ctx))
+           **extra, **_vlm_sizes(ctx), **_lr(s))
   run.__name__ = stage
   return run
 
@@ -163,7 +173,7 @@ def visual_adaptation_lm_unfrozen(ctx: Context, out: str) -> None:
   """Stage 1 with the language model trained too: what the paper's freezing guards against."""
   s = ctx.config.stages.visual_adaptation
   _train(ctx, "visual_adaptation", out, init=_previous(ctx, "visual_adaptation"),
-         steps=int(s.steps), batch=int(s.batch), frozen=(), **_vlm_sizes(ctx))
+         steps=int(s.steps), batch=int(s.batch), frozen=(), **_vlm_sizes(ctx), **_lr(s))
 
 
 def _caption_config(ctx: Context, *, frames: int, prompt: str) -> ml_collections.ConfigDict:
