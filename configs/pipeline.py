@@ -4,8 +4,9 @@
     vidistill pipeline --config configs/pipeline.py:default --workdir /tmp/vd --seeds 3
     vidistill pipeline --config configs/pipeline.py:paper --workdir /tmp/vd_paper --dry_run
 
-Variants: `quick` (every step on a very small world: the end-to-end test, 3.7 min on 2 cores),
-`default` (the miniature reproduction of the paper's claims, 17.4 min a seed on 2 cores; goal 15),
+Variants: `quick` (every step on a very small world: the end-to-end test, 1m41s on 2 cores on
+2026-12-05, 3.7 min on a slower day), `default` (the miniature reproduction of the paper's claims,
+7m52s a seed on 2 cores on 2026-12-05, 17.4 min on a slower day; goal 15),
 `paper` (the real recipe: imported ViT-G/14 + UL2-3B, SMiT, VidLN, VideoCC + InternVid, MSR-VTT;
 cannot run here, `--dry_run` resolves it). Arguments: `seeds=` (repeats with seeds 0..N-1),
 `world=` (use an existing world directory instead of making one). Anything else via
