@@ -158,8 +158,9 @@ def build_part(task: dict[str, Any]) -> tuple[int, float]:
         else:
           frames = render.render(scene)
           if write_media:
+            # bit_exact: a seed names the world's bytes, and evaluations decode these files.
             video_write.write_video(os.path.join(media, f"{record['id']}.mp4"), frames,
-                                    config.fps, config.video_codec)
+                                    config.fps, config.video_codec, bit_exact=True)
         truth.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
         yield shard_example(split, record, frames)
 
