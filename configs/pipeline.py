@@ -80,6 +80,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # Splits also written as mp4 / png: the training steps read shards, the evaluations read
       # the test and QA videos (as a real data set's), so the rest only cost encoding time.
       media_splits=("test", "qa"),
+      short_caption=v.get("short_caption", ""),  # configs/data/synthetic.py's ("" = its own).
   ))
 
   # Steps 2-4: the VLM stages (configs/train/<stage>.py), each initialised from the previous one.

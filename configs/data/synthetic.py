@@ -75,6 +75,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # Text.
   config.gold_variants = 3              # Gold captions per clip: canonical + paraphrases (1..3).
+  config.short_caption = "any"          # Short captions (labeled split): "any" = a random object's
+                                        # action, moves undirected ("a circle is moving"); "first"
+                                        # = the clip's first event, direction said ("... moving
+                                        # left"): the moment a spoken caption would name.
   config.alt_text = ml_collections.ConfigDict(dict(
       wrong_attribute_prob=0.25,        # Chance each colour / shape word of alt-text is wrong.
       drop_object_prob=0.35,            # Chance alt-text leaves an object out.

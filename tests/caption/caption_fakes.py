@@ -78,7 +78,7 @@ def clip_frames(index: int, num_frames: int = 8, size: int = 32) -> np.ndarray:
 
 
 def write_clip(path: str, index: int, num_frames: int = 8, size: int = 32) -> str:
-  return video_write.write_video(path, clip_frames(index, num_frames, size), fps=8.0)
+  return video_write.write_video(path, clip_frames(index, num_frames, size), fps=8.0, bit_exact=True)
 
 
 def write_audio_only(path: str) -> str:

@@ -149,6 +149,24 @@ def test_short_caption_is_one_object_and_one_action():
     assert not any(c in text for c in vocab.COLOURS)
 
 
+def test_first_short_caption_names_the_first_event_with_its_direction():
+  from vidistill.pipeline import content
+  rng = np.random.default_rng(0)
+  directions = 0
+  for scene in _scenes(200):
+    text = captions.short_caption(scene, rng, "first")
+    first = next((e for e in captions.events(scene) if e["action"] != "stay_still"),
+                 captions.events(scene)[0])
+    assert text == f"{captions.article(first['shape'])} {first['shape']} " + \
+        vocab.SHORT_PHRASE_DIRECTED[first["action"]]
+    # The report's parser reads the action back, direction included.
+    assert content.parse(text)["actions"] == [first["action"]], text
+    directions += first["action"].startswith("move_")
+  assert directions > 20
+  with pytest.raises(ValueError, match="'last'"):
+    captions.short_caption(_scenes(1)[0], rng, "last")
+
+
 def test_narrative_and_events_are_per_object_and_in_order():
   for scene in _scenes(60):
     sentences = captions.narrative(scene)

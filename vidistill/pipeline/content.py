@@ -18,7 +18,8 @@ _WORD = re.compile(r"[a-z]+")
 def _phrases() -> list[tuple[tuple[str, ...], str]]:
   """(words, action) of every phrase the world's captions use for an action, longest first."""
   out = set()
-  for table in (vocab.ACTION_PHRASE, vocab.ACTION_PARAPHRASE, vocab.SHORT_PHRASE):
+  for table in (vocab.ACTION_PHRASE, vocab.ACTION_PARAPHRASE, vocab.SHORT_PHRASE_DIRECTED,
+                vocab.SHORT_PHRASE):
     for action, text in table.items():
       out.add((tuple(text.replace("{colour}", "<colour>").split()), action))
   return sorted(out, key=lambda p: -len(p[0]))

@@ -85,6 +85,7 @@ def is_done(path: str) -> bool:
 # Step functions.
 
 def make_world(ctx: Context, out: str) -> None:
+  from vidistill.data.synthetic import config_check  # pylint: disable=g-import-not-at-top
   from vidistill.data.synthetic import world  # pylint: disable=g-import-not-at-top
   if ctx.config.world.dir:
     world.load_world(out)  # A given world must be complete; this names what is missing.
@@ -94,6 +95,9 @@ def make_world(ctx: Context, out: str) -> None:
     config.splits[split] = int(size)
   if "media_splits" in ctx.config.world:
     config.media_splits = tuple(ctx.config.world.media_splits)
+  if ctx.config.world.get("short_caption"):
+    config.short_caption = ctx.config.world.short_caption
+    config_check.validate(config)
   with _every_cpu():  # Nothing else runs before the world: its render processes get every core.
     world.synth(config, out, num_workers=int(ctx.config.world.num_workers))
 

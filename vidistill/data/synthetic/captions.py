@@ -5,7 +5,8 @@ narrative and the structured event list.
   square grows, then the circle spins"); objects listed left to right within a half, so the caption
   is a function of what is visible. Variants 1 and 2 say the same with other words (extra
   references for captioning metrics).
-- short (Spoken Moments style): one object, one action, no attributes ("a circle is moving").
+- short (Spoken Moments style): one object, one action, no attributes ("a circle is moving");
+  `short_caption="first"`: the clip's first event, direction said ("a circle is moving left").
 - alt-text (web style): static words only, often incomplete or partly wrong, never the motion.
 - frame captions: what one frame shows ("a small red circle on the left and a large blue square at
   the top"): the image-text data of the image VLM.
@@ -96,10 +97,19 @@ def gold_captions(scene: Scene, num: int = NUM_GOLD_VARIANTS) -> list[str]:
   return out
 
 
-def short_caption(scene: Scene, rng: np.random.Generator) -> str:
-  """"a circle is moving": one object's action, preferring an action that is not staying still."""
+def short_caption(scene: Scene, rng: np.random.Generator, kind: str = "any") -> str:
+  """One object's action, preferring an action that is not staying still.
+
+  kind "any": a random (object, action) pair, moves undirected ("a circle is moving"); "first":
+  the first event in the gold caption's order, direction said ("a circle is moving left").
+  """
   pairs = [(o, e) for o in scene.objects for e in o.events]
   moving = [p for p in pairs if p[1].action != "stay_still"] or pairs
+  if kind == "first":
+    obj, event = min(moving, key=lambda p: (p[1].slot, scene.objects.index(p[0])))
+    return f"{article(obj.shape)} {obj.shape} {vocab.SHORT_PHRASE_DIRECTED[event.action]}"
+  if kind != "any":
+    raise ValueError(f"short caption kind {kind!r}: use 'any' or 'first'")
   obj, event = moving[rng.integers(len(moving))]
   return f"{article(obj.shape)} {obj.shape} {vocab.SHORT_PHRASE[event.action]}"
 
@@ -208,13 +218,13 @@ def timed_utterances(scene: Scene, fps: float) -> list[dict[str, Any]]:
 
 def all_texts(scene: Scene, rng: np.random.Generator, *, fps: float, alt: Mapping[str, float],
               sizes: Sequence[tuple[str, float]], colours: Sequence[str], shapes: Sequence[str],
-              num_gold: int = NUM_GOLD_VARIANTS) -> dict[str, Any]:
+              num_gold: int = NUM_GOLD_VARIANTS, short: str = "any") -> dict[str, Any]:
   """Every caption kind of a clip (the text fields of its truth record)."""
   sentences = narrative(scene)
   return {
       "gold_caption": gold_caption(scene),
       "gold_captions": gold_captions(scene, num_gold),
-      "short_caption": short_caption(scene, rng),
+      "short_caption": short_caption(scene, rng, short),
       "alt_text": alt_text(scene, rng, wrong_attribute_prob=alt["wrong_attribute_prob"],
                            drop_object_prob=alt["drop_object_prob"], junk_prob=alt["junk_prob"],
                            colours=colours, shapes=shapes),

@@ -108,7 +108,8 @@ def truth_record(config: Any, split: str, index: int, scene: Scene, *, attempt: 
     return record
   record.update(captions.all_texts(
       scene, text_rng, fps=config.fps, alt=config.alt_text, sizes=spec.sizes,
-      colours=spec.colours, shapes=spec.shapes, num_gold=config.gold_variants))
+      colours=spec.colours, shapes=spec.shapes, num_gold=config.gold_variants,
+      short=config.get("short_caption", "any")))
   if split == "qa":
     qs = questions.make_questions(scene, text_rng, config.questions_per_clip,
                                   actions=spec.actions, colours=spec.colours, shapes=spec.shapes)

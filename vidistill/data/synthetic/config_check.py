@@ -107,6 +107,7 @@ def validate(config: Any) -> None:
           f"need >= {questions.NUM_CHOICES} entries each")
   check_choice(config, "video_codec", ("h264", "mpeg4"))  # Both fit .mp4.
   check_choice(config, "shard_frames_encoding", ("raw", "png"))
+  check_choice(config, "short_caption", ("any", "first"))
   spec = scene_lib.WorldSpec.from_config(config)
   try:
     rng = np.random.default_rng(0)

@@ -88,6 +88,11 @@ SHORT_PHRASE: dict[str, str] = {
     "appear": "is appearing", "disappear": "is disappearing", "stay_still": "is sitting still",
 }
 
+# Short captions that say the direction too (config.short_caption = "first"): "is moving left".
+SHORT_PHRASE_DIRECTED: dict[str, str] = {
+    **SHORT_PHRASE, "move_left": "is moving left", "move_right": "is moving right",
+    "move_up": "is moving up", "move_down": "is moving down"}
+
 # Zero-shot classification class names (test_kinetics.csv labels): the action, as a gerund.
 ACTION_CLASS: dict[str, str] = {
     "move_left": "moving left", "move_right": "moving right", "move_up": "moving up",

@@ -225,6 +225,8 @@ def _finish_split(config: ml_collections.ConfigDict, tmp: str, split: str) -> No
 def chance_levels(config: ml_collections.ConfigDict) -> dict[str, float]:
   """What guessing scores on each test (the floor a model must beat)."""
   n_test = config.splits.test
+  short = (vocab.SHORT_PHRASE_DIRECTED if config.get("short_caption", "any") == "first"
+           else vocab.SHORT_PHRASE)
   num_counts = config.max_objects - config.min_objects + 1
   chance = {
       "qa_multiple_choice": 1.0 / questions.NUM_CHOICES,
@@ -236,7 +238,7 @@ def chance_levels(config: ml_collections.ConfigDict) -> dict[str, float]:
       # test_kinetics.csv labels a clip by its first action (uniform over actions; top-5 likewise).
       "zero_shot_top1": 1.0 / len(config.actions),
       "zero_shot_top5": min(1.0, 5.0 / len(config.actions)),
-      "short_caption_action_accuracy": 1.0 / len({vocab.SHORT_PHRASE[a] for a in config.actions}),
+      "short_caption_action_accuracy": 1.0 / len({short[a] for a in config.actions}),
   }
   if n_test:
     for k in (1, 5, 10):
