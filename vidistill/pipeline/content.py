@@ -15,14 +15,29 @@ from vidistill.data.synthetic import vocab
 _WORD = re.compile(r"[a-z]+")
 
 
+# What an undirected move phrase ("is moving") parses to: a move was said, not which one, so it
+# never equals a truth action (move_left, ...).
+UNDIRECTED_MOVE = "move"
+
+
 def _phrases() -> list[tuple[tuple[str, ...], str]]:
-  """(words, action) of every phrase the world's captions use for an action, longest first."""
-  out = set()
+  """(words, action) of every phrase the world's captions use for an action, longest first.
+
+  One action per phrase: SHORT_PHRASE says "is moving" for all four moves, and a set of
+  (phrase, action) pairs would let string hashing (random per process) pick the direction, which
+  made first-action accuracy of undirected captions differ from run to run.
+  """
+  out: dict[tuple[str, ...], str] = {}
   for table in (vocab.ACTION_PHRASE, vocab.ACTION_PARAPHRASE, vocab.SHORT_PHRASE_DIRECTED,
                 vocab.SHORT_PHRASE):
     for action, text in table.items():
-      out.add((tuple(text.replace("{colour}", "<colour>").split()), action))
-  return sorted(out, key=lambda p: -len(p[0]))
+      words = tuple(text.replace("{colour}", "<colour>").split())
+      if out.get(words, action) != action:
+        action = UNDIRECTED_MOVE if action in vocab.MOVES else None
+        if action is None:
+          raise ValueError(f"phrase {' '.join(words)!r} names two actions in the world's vocab")
+      out[words] = action
+  return sorted(out.items(), key=lambda p: (-len(p[0]), p[0]))
 
 
 _PHRASES = _phrases()
@@ -41,7 +56,10 @@ def _match(words: Sequence[str], i: int, phrase: Sequence[str]) -> bool:
 
 
 def parse(text: str) -> dict[str, Any]:
-  """{"objects": {(colour, shape)}, "actions": [action, ...] in the order the caption says them}."""
+  """{"objects": {(colour, shape)}, "actions": [action, ...] in the order the caption says them}.
+
+  Actions are the world's (vocab.ACTIONS), or UNDIRECTED_MOVE for "is moving" without a direction.
+  """
   words = _WORD.findall(text.lower())
   objects, actions = set(), []
   i = 0
