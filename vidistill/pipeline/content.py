@@ -32,11 +32,12 @@ def _phrases() -> list[tuple[tuple[str, ...], str]]:
                 vocab.SHORT_PHRASE):
     for action, text in table.items():
       words = tuple(text.replace("{colour}", "<colour>").split())
-      if out.get(words, action) != action:
-        action = UNDIRECTED_MOVE if action in vocab.MOVES else None
-        if action is None:
-          raise ValueError(f"phrase {' '.join(words)!r} names two actions in the world's vocab")
-      out[words] = action
+      said = out.setdefault(words, action)
+      if said == action:
+        continue
+      if action not in vocab.MOVES or said not in (*vocab.MOVES, UNDIRECTED_MOVE):
+        raise ValueError(f"phrase {' '.join(words)!r} names both {said} and {action}")
+      out[words] = UNDIRECTED_MOVE
   return sorted(out.items(), key=lambda p: (-len(p[0]), p[0]))
 
 
