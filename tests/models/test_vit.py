@@ -1,4 +1,5 @@
 """Tests for vidistill/models/vit.py against a float64 NumPy reference (numpy_transformer.py)."""
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -100,3 +101,34 @@ def test_resample_posemb():
   # A constant grid stays constant under linear resampling.
   const = np.ones((1, 9, 2), np.float32)
   np.testing.assert_allclose(vit.resample_posemb(const, (6, 6)), np.ones((1, 36, 2)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("hw, patch, c", [((8, 12), (4, 4), 3), ((10, 9), (3, 2), 5)])
+def test_patch_embedding_is_the_valid_strided_convolution(hw, patch, c):
+  # Independent reference: XLA's convolution with the same kernel (nn.Conv's layout, HWIO), in
+  # float64 on float32 inputs; sizes include a border that does not fill a patch (VALID drops it).
+  rng = np.random.default_rng(0)
+  image = rng.normal(size=(2, *hw, c)).astype(np.float32)
+  module = vit.PatchEmbedding(6, patch)
+  params = module.init(jax.random.key(1), image)["params"]
+  kernel, bias = params["kernel"].unbox(), params["bias"].unbox()
+  assert kernel.shape == (*patch, c, 6) and bias.shape == (6,)
+  bias = bias + 0.5  # Non-zero, so the bias's broadcast is checked too.
+  got = module.apply({"params": {"kernel": kernel, "bias": bias}}, image)
+  with jax.enable_x64():
+    want = jax.lax.conv_general_dilated(
+        jnp.asarray(image, jnp.float64), jnp.asarray(kernel, jnp.float64), patch, "VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision="highest") + bias
+  assert got.shape == want.shape == (2, hw[0] // patch[0], hw[1] // patch[1], 6)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_patch_embedding_keeps_nn_conv_parameters():
+  # Same tree, shapes and initial values as the nn.Conv it replaced: old checkpoints and the
+  # big_vision / Hugging Face converters fill it unchanged.
+  image = jnp.zeros((1, 8, 8, 3))
+  ours = vit.PatchEmbedding(16, (4, 4)).init(jax.random.key(2), image)["params"]
+  conv = nn.Conv(16, (4, 4), strides=(4, 4), padding="VALID",
+                 kernel_init=nn.initializers.lecun_normal()).init(jax.random.key(2), image)["params"]
+  assert jax.tree.map(np.shape, nn.unbox(ours)) == jax.tree.map(np.shape, conv)
+  np.testing.assert_array_equal(nn.unbox(ours)["kernel"], conv["kernel"])

@@ -141,6 +141,34 @@ class _Projection(nn.Module):
     return y + bias
 
 
+class PatchEmbedding(nn.Module):
+  """`[B, H, W, C]` -> `[B, H // ph, W // pw, width]`: a VALID convolution with stride = patch size.
+
+  Written as reshape + matmul, with nn.Conv's parameters (`kernel` [ph, pw, C, width], `bias`
+  [width], same initialiser), so checkpoints and the converters are unchanged. Why: on CPU, XLA's
+  gradient of this convolution fell back to a slow generic kernel when several training steps run
+  in one compiled loop; the matmul is the same function with the patch sums in another order.
+  """
+  width: int
+  patch_size: tuple[int, int]
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, image: Array) -> Array:
+    ph, pw = self.patch_size
+    b, height, width, c = image.shape
+    kernel = self.param("kernel", _p(nn.initializers.lecun_normal(), (None, None, None, "embed")),
+                        (ph, pw, c, self.width), self.param_dtype)
+    bias = self.param("bias", _p(nn.initializers.zeros, ("embed",)), (self.width,),
+                      self.param_dtype)
+    image, kernel, bias = nn.dtypes.promote_dtype(image, kernel, bias, dtype=self.dtype)
+    h, w = height // ph, width // pw  # VALID: a partial patch at the border is dropped.
+    patches = image[:, :h * ph, :w * pw].reshape(b, h, ph, w, pw, c)
+    patches = patches.transpose(0, 1, 3, 2, 4, 5).reshape(b, h, w, ph * pw * c)
+    return patches @ kernel.reshape(ph * pw * c, self.width) + bias
+
+
 class Attention(nn.Module):
   """Multi-head attention with big_vision's (flax MHDPA) parameter layout.
 
@@ -329,9 +357,7 @@ class ViT(nn.Module):
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     out: dict[str, Any] = {}
     image = _constrain(image, ("batch", None, None, None))
-    x = nn.Conv(dims.width, dims.patch_size, strides=dims.patch_size, padding="VALID", **kw,
-                kernel_init=_p(nn.initializers.lecun_normal(), (None, None, None, "embed")),
-                bias_init=_p(nn.initializers.zeros, ("embed",)), name="embedding")(image)
+    x = PatchEmbedding(dims.width, dims.patch_size, **kw, name="embedding")(image)
     if stem_extra is not None:
       if stem_extra.shape != x.shape:
         raise ValueError(f"ViT stem_extra has shape {stem_extra.shape}, the patch embeddings "
