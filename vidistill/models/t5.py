@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from vidistill.config_args import ConfigError
 from vidistill.models import t5_layers as layers
+from vidistill.models.layers import constrain, partitioned
 
 Array = jax.Array
 
@@ -188,7 +189,7 @@ class Decoder(nn.Module):
     if not cfg.logits_via_embedding:
       self.logits_dense = nn.Dense(
           cfg.vocab_size, use_bias=False, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
-          kernel_init=layers.partitioned(
+          kernel_init=partitioned(
               nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal"),
               ("embed", "vocab")))
 
@@ -204,7 +205,7 @@ class Decoder(nn.Module):
       logits = self.shared_embedding.attend(y)
     else:
       logits = self.logits_dense(y)
-    return layers.constrain(logits, ("batch", "length", "vocab"))
+    return constrain(logits, ("batch", "length", "vocab"))
 
   def __call__(self, decoder_input_tokens: Array, encoded: Array, encoder_mask: Array,
                deterministic: bool) -> Array:
@@ -240,7 +241,7 @@ class T5(nn.Module):
     cfg = self.config
     self.token_embedder = nn.Embed(
         cfg.vocab_size, cfg.emb_dim, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
-        embedding_init=layers.partitioned(nn.initializers.normal(stddev=1.0), ("vocab", "embed")))
+        embedding_init=partitioned(nn.initializers.normal(stddev=1.0), ("vocab", "embed")))
     self.encoder = Encoder(cfg)
     self.decoder = Decoder(cfg, shared_embedding=self.token_embedder)
 
@@ -258,7 +259,7 @@ class T5(nn.Module):
         prefix_mask = jnp.ones(prefix.shape[:2], bool)
       x = jnp.concatenate([prefix.astype(x.dtype), x], axis=1)
       mask = jnp.concatenate([prefix_mask.astype(bool), mask], axis=1)
-    x = layers.constrain(x, ("batch", "length", "embed"))
+    x = constrain(x, ("batch", "length", "embed"))
     return self.encoder(x, mask, not train), mask
 
   def decode(self, encoded: Array, encoder_mask: Array, decoder_input_tokens: Array, *,

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vidistill.models.layers import Projection, constrain, partitioned
+
 Array = jax.Array
 Dtype = Any
 
@@ -38,14 +40,6 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "swish": jax.nn.silu,
     "linear": lambda x: x,
 }
-
-
-def partitioned(init: Callable[..., Any], names: Sequence[str | None]) -> Callable[..., Any]:
-  return nn.with_logical_partitioning(init, tuple(names))
-
-
-def constrain(x: Array, names: Sequence[str | None]) -> Array:
-  return nn.with_logical_constraint(x, tuple(names))
 
 
 class RMSNorm(nn.Module):
@@ -131,30 +125,6 @@ def attention_mask(query_valid: Array, key_valid: Array) -> Array:
 def causal_mask(length: int) -> Array:
   """`[1, 1, L, L]` bool: query i sees keys j <= i."""
   return jnp.tril(jnp.ones((length, length), bool))[None, None]
-
-
-class Projection(nn.Module):
-  """A bias-free linear map contracting the last `n_in` input axes: `[..., *in] -> [..., *out]`.
-
-  Used instead of `nn.DenseGeneral` for multi-axis kernels: DenseGeneral builds its kernel flat
-  and reshapes it inside the initialiser, and the flattened value cannot carry the 3 logical
-  names (flax re-runs the initialiser abstractly on every apply, which fails under axis rules).
-  """
-  features: tuple[int, ...]
-  names: tuple[str | None, ...]
-  n_in: int
-  kernel_init: Callable[..., Any]
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: Array) -> Array:
-    shape = tuple(x.shape[x.ndim - self.n_in:]) + tuple(self.features)
-    kernel = self.param("kernel", partitioned(self.kernel_init, self.names), shape,
-                        self.param_dtype)
-    contract = (tuple(range(x.ndim - self.n_in, x.ndim)), tuple(range(self.n_in)))
-    return jax.lax.dot_general(jnp.asarray(x, self.dtype), jnp.asarray(kernel, self.dtype),
-                               (contract, ((), ())))
 
 
 class MultiHeadAttention(nn.Module):

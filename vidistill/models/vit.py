@@ -12,12 +12,14 @@ converts `uint8` pixels.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from vidistill.models.layers import Projection, constrain, partitioned
 
 Dtype = Any
 Array = jax.Array
@@ -69,24 +71,22 @@ def normalize_uint8(x: Array | np.ndarray) -> Array:
   return jnp.asarray(x, jnp.float32) / 127.5 - 1.0
 
 
-def _p(init: Callable[..., Any], names: Sequence[str | None]) -> Callable[..., Any]:
-  return nn.with_logical_partitioning(init, tuple(names))
-
-
-def _constrain(x: Array, names: Sequence[str | None]) -> Array:
-  return nn.with_logical_constraint(x, tuple(names))
-
-
 _XAVIER = nn.initializers.xavier_uniform()
 _TINY_NORMAL = nn.initializers.normal(stddev=1e-6)
+
+
+def _xavier(n_in: int) -> Callable[..., Any]:
+  """Xavier-uniform over a 3-D attention kernel: the first `n_in` axes fan in, the rest fan out."""
+  return nn.initializers.xavier_uniform(in_axis=tuple(range(n_in)),
+                                        out_axis=tuple(range(n_in, 3)))
 
 
 def LayerNorm(name: str, dtype: Dtype = jnp.float32,  # pylint: disable=invalid-name
               param_dtype: Dtype = jnp.float32) -> nn.LayerNorm:
   """nn.LayerNorm with "norm"-named scale/bias; eps 1e-6 as big_vision and HF SigLIP."""
   return nn.LayerNorm(epsilon=1e-6, dtype=dtype, param_dtype=param_dtype,
-                      scale_init=_p(nn.initializers.ones, ("norm",)),
-                      bias_init=_p(nn.initializers.zeros, ("norm",)), name=name)
+                      scale_init=partitioned(nn.initializers.ones, ("norm",)),
+                      bias_init=partitioned(nn.initializers.zeros, ("norm",)), name=name)
 
 
 class MlpBlock(nn.Module):
@@ -101,44 +101,18 @@ class MlpBlock(nn.Module):
   def __call__(self, x: Array, deterministic: bool = True) -> Array:
     d = x.shape[-1]
     x = nn.Dense(self.mlp_dim, dtype=self.dtype, param_dtype=self.param_dtype,
-                 kernel_init=_p(_XAVIER, ("embed", "mlp")),
-                 bias_init=_p(_TINY_NORMAL, ("mlp",)), name="Dense_0")(x)
-    x = _constrain(x, ("batch", "length", "mlp"))
+                 kernel_init=partitioned(_XAVIER, ("embed", "mlp")),
+                 bias_init=partitioned(_TINY_NORMAL, ("mlp",)), name="Dense_0")(x)
+    x = constrain(x, ("batch", "length", "mlp"))
     x = nn.gelu(x, approximate=True)
     x = nn.Dropout(rate=self.dropout)(x, deterministic)
     zeros = nn.initializers.zeros
     return nn.Dense(d, dtype=self.dtype, param_dtype=self.param_dtype,
-                    kernel_init=_p(zeros if self.zero_init_out else _XAVIER, ("mlp", "embed")),
-                    bias_init=_p(zeros if self.zero_init_out else _TINY_NORMAL, ("embed",)),
+                    kernel_init=partitioned(zeros if self.zero_init_out else _XAVIER,
+                                            ("mlp", "embed")),
+                    bias_init=partitioned(zeros if self.zero_init_out else _TINY_NORMAL,
+                                          ("embed",)),
                     name="Dense_1")(x)
-
-
-class _Projection(nn.Module):
-  """`kernel` of shape `in_shape + out_shape` and `bias` of `out_shape`, contracted by einsum.
-
-  flax's DenseGeneral builds its kernel through a flattened 2-D initialiser, which would hand a
-  2-D array to the logical-partitioning box; an explicit 3-D parameter keeps names and shape aligned.
-  """
-  shape: tuple[int, ...]
-  names: tuple[str | None, ...]
-  n_in: int  # leading kernel dims contracted with the trailing dims of the input
-  zero_init: bool = False
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: Array) -> Array:
-    in_axes = tuple(range(self.n_in))
-    out_axes = tuple(range(self.n_in, len(self.shape)))
-    init = (nn.initializers.zeros if self.zero_init else
-            nn.initializers.xavier_uniform(in_axis=in_axes, out_axis=out_axes))
-    kernel = self.param("kernel", _p(init, self.names), self.shape, self.param_dtype)
-    bias = self.param("bias", _p(nn.initializers.zeros, self.names[self.n_in:]),
-                      self.shape[self.n_in:], self.param_dtype)
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = jax.lax.dot_general(
-        x, kernel, ((tuple(range(x.ndim - self.n_in, x.ndim)), in_axes), ((), ())))
-    return y + bias
 
 
 class PatchEmbedding(nn.Module):
@@ -158,9 +132,10 @@ class PatchEmbedding(nn.Module):
   def __call__(self, image: Array) -> Array:
     ph, pw = self.patch_size
     b, height, width, c = image.shape
-    kernel = self.param("kernel", _p(nn.initializers.lecun_normal(), (None, None, None, "embed")),
+    kernel = self.param("kernel", partitioned(nn.initializers.lecun_normal(),
+                                              (None, None, None, "embed")),
                         (ph, pw, c, self.width), self.param_dtype)
-    bias = self.param("bias", _p(nn.initializers.zeros, ("embed",)), (self.width,),
+    bias = self.param("bias", partitioned(nn.initializers.zeros, ("embed",)), (self.width,),
                       self.param_dtype)
     image, kernel, bias = nn.dtypes.promote_dtype(image, kernel, bias, dtype=self.dtype)
     h, w = height // ph, width // pw  # VALID: a partial patch at the border is dropped.
@@ -190,17 +165,18 @@ class Attention(nn.Module):
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
 
     def proj(name, x):
-      y = _Projection((d, self.num_heads, head_dim), ("embed", "heads", "kv"), 1, **kw,
-                      name=name)(x)
-      return _constrain(y, ("batch", "length", "heads", "kv"))
+      y = Projection((self.num_heads, head_dim), ("embed", "heads", "kv"), 1,
+                     kernel_init=_xavier(1), use_bias=True, **kw, name=name)(x)
+      return constrain(y, ("batch", "length", "heads", "kv"))
 
     q, k, v = proj("query", q_in), proj("key", kv_in), proj("value", kv_in)
     if mask is not None:
       mask = mask[:, None, None, :].astype(bool)  # [B, 1 (heads), 1 (queries), Lk]
     y = jax.nn.dot_product_attention(q, k, v, mask=mask)
-    y = _Projection((self.num_heads, head_dim, d), ("heads", "kv", "embed"), 2,
-                    zero_init=self.zero_init_out, **kw, name="out")(y)
-    return _constrain(y, ("batch", "length", "embed"))
+    y = Projection((d,), ("heads", "kv", "embed"), 2, use_bias=True,
+                   kernel_init=nn.initializers.zeros if self.zero_init_out else _xavier(2),
+                   **kw, name="out")(y)
+    return constrain(y, ("batch", "length", "embed"))
 
 
 class Encoder1DBlock(nn.Module):
@@ -215,7 +191,7 @@ class Encoder1DBlock(nn.Module):
   @nn.compact
   def __call__(self, x: Array, mask: Array | None = None, deterministic: bool = True) -> Array:
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    x = _constrain(x, ("batch", "length", "embed"))
+    x = constrain(x, ("batch", "length", "embed"))
     y = LayerNorm("LayerNorm_0", **kw)(x)
     y = Attention(self.num_heads, zero_init_out=self.zero_init_residual, **kw,
                   name="MultiHeadDotProductAttention_0")(y, y, mask)
@@ -224,7 +200,7 @@ class Encoder1DBlock(nn.Module):
     y = MlpBlock(self.mlp_dim, self.dropout, zero_init_out=self.zero_init_residual, **kw,
                  name="MlpBlock_0")(y, deterministic)
     x = x + nn.Dropout(rate=self.dropout)(y, deterministic)
-    return _constrain(x, ("batch", "length", "embed"))
+    return constrain(x, ("batch", "length", "embed"))
 
 
 class Encoder(nn.Module):
@@ -274,7 +250,8 @@ class MAPHead(nn.Module):
     """x [B, L, D] -> [B, D]."""
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     b, _, d = x.shape
-    probe = self.param("probe", _p(_XAVIER, (None, None, "embed")), (1, 1, d), self.param_dtype)
+    probe = self.param("probe", partitioned(_XAVIER, (None, None, "embed")), (1, 1, d),
+                       self.param_dtype)
     probe = jnp.broadcast_to(probe.astype(x.dtype), (b, 1, d))
     x = Attention(self.num_heads, **kw, name="MultiHeadDotProductAttention_0")(probe, x, mask)
     y = LayerNorm("LayerNorm_0", **kw)(x)
@@ -356,7 +333,7 @@ class ViT(nn.Module):
     dims = self.dims()
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     out: dict[str, Any] = {}
-    image = _constrain(image, ("batch", None, None, None))
+    image = constrain(image, ("batch", None, None, None))
     x = PatchEmbedding(dims.width, dims.patch_size, **kw, name="embedding")(image)
     if stem_extra is not None:
       if stem_extra.shape != x.shape:
@@ -368,14 +345,15 @@ class ViT(nn.Module):
     out["grid"] = (h, w)
     x = x.reshape(b, h * w, d)
     posemb = self.param("pos_embedding",
-                        _p(nn.initializers.normal(stddev=1 / np.sqrt(d)), (None, "posemb", "embed")),
+                        partitioned(nn.initializers.normal(stddev=1 / np.sqrt(d)),
+                                    (None, "posemb", "embed")),
                         (1, h * w, d), self.param_dtype)
     x = out["with_posemb"] = x + posemb.astype(x.dtype)
     if self.pool_type == "tok":
-      cls = self.param("cls", _p(nn.initializers.zeros, (None, None, "embed")), (1, 1, d),
+      cls = self.param("cls", partitioned(nn.initializers.zeros, (None, None, "embed")), (1, 1, d),
                        self.param_dtype)
       x = jnp.concatenate([jnp.broadcast_to(cls.astype(x.dtype), (b, 1, d)), x], axis=1)
-    x = _constrain(x, ("batch", "length", "embed"))
+    x = constrain(x, ("batch", "length", "embed"))
     x = nn.Dropout(rate=self.dropout)(x, not train)
     x, enc_out = Encoder(dims.depth, dims.mlp_dim, dims.num_heads, self.dropout, self.remat, **kw,
                          name="Transformer")(x, deterministic=not train)
@@ -392,6 +370,7 @@ class ViT(nn.Module):
     out["pre_logits"] = x
     if self.head_dim:
       init = nn.initializers.zeros if self.head_zeroinit else nn.initializers.lecun_normal()
-      x = out["logits"] = nn.Dense(self.head_dim, **kw, kernel_init=_p(init, ("embed", "mlp")),
-                                   bias_init=_p(nn.initializers.zeros, ("mlp",)), name="head")(x)
+      x = out["logits"] = nn.Dense(
+          self.head_dim, **kw, kernel_init=partitioned(init, ("embed", "mlp")),
+          bias_init=partitioned(nn.initializers.zeros, ("mlp",)), name="head")(x)
     return x, out

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 
 from vidistill.config_args import ConfigError
 from vidistill.models import decoding, losses, t5 as t5_lib, vit
-from vidistill.models.t5_layers import partitioned
+from vidistill.models.layers import partitioned
 
 Array = jax.Array
 Batch = Mapping[str, Any]
