@@ -38,7 +38,7 @@ _VARIANTS = {
         stage_variant="default", text_splits="image_text,narratives",
         stages=dict(text_pretrain=(300, 64), image_pretrain=(400, 64),
                     # Stage 2 at 5x the stage configs' lr 2e-3: first action 13.0 -> 18.7 on
-                    # one seed, same stage 1 (docs/pipeline.md, session 8). Stage 1 at 1e-2
+                    # one seed, same stage 1 (docs/experiments.md, 2026-12-05 a). Stage 1 at 1e-2
                     # with the LM frozen lost its object words (object F1 3%): it keeps 2e-3.
                     visual_adaptation=(800, 64), language_adaptation=(400, 64, 1e-2)),
         de_steps=200, de_batch=64, de_variant="default", fractions=(0.25, 0.5, 1.0),
@@ -127,6 +127,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   ))
   c.report = ml_collections.ConfigDict(dict(
       samples=v["samples"],             # Held-out clips shown with every model's caption.
+      margin_stds=1.0,                  # A claim holds when its margin exceeds this many times
+                                        #   the larger std of the two rows compared.
   ))
   if arg.variant == "paper":
     c.paper = ml_collections.ConfigDict(dict(

@@ -25,9 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 @dataclasses.dataclass(frozen=True)
 class Command:
-  module: str | None  # None: the command is planned but not implemented yet.
+  module: str  # Defines `define_flags()` and `run(prog, argv)`; imported when the command runs.
   summary: str
-  issue: str = ""  # Where the missing command is tracked, for the "not available" message.
 
 
 COMMANDS: dict[str, Command] = {
@@ -53,8 +52,7 @@ def _usage() -> str:
   width = max(len(n) for n in COMMANDS)
   lines = [__doc__.strip().splitlines()[0], "", "usage: vidistill <command> [flags]", "", "commands:"]
   for name, cmd in COMMANDS.items():
-    status = "" if cmd.module else "  [not available yet]"
-    lines.append(f"  {name:<{width}}  {cmd.summary}{status}")
+    lines.append(f"  {name:<{width}}  {cmd.summary}")
   lines += ["", "`vidistill <command> --help` explains a command and its flags."]
   return "\n".join(lines)
 
@@ -74,11 +72,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"vidistill: unknown command {name!r}; expected one of: {', '.join(COMMANDS)}",
           file=sys.stderr)
     sys.exit(2)
-  if cmd.module is None:
-    help_wanted = any(a in ("-h", "--help", "--helpfull") for a in argv[2:])
-    print(f"vidistill {name}: {cmd.summary}.\n\nThis command is not available yet in this version of "
-          f"vidistill; it is tracked as {cmd.issue}.", file=sys.stdout if help_wanted else sys.stderr)
-    sys.exit(0 if help_wanted else 2)
   if not any(a in ("-h", "--help") for a in argv[2:]):
     tf_quiet.import_tensorflow()
   module = importlib.import_module(cmd.module)

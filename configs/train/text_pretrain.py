@@ -2,8 +2,8 @@
 
 Every caption, answer and instruction answer of the world's training splits, each after the prompt
 it answers, over one blank frame (vidistill/train/stage_input.py, data.source="text"). Without it a
-decoder frozen in stage 1 cannot emit motion words it never learnt (issue 8). Every caption is
-also rebuilt from a corrupted copy of itself placed before the prompt (data.denoise), as UL2
+decoder frozen in stage 1 cannot emit motion words it never learnt (docs/experiments.md). Every
+caption is also rebuilt from a corrupted copy of itself placed before the prompt (data.denoise), as UL2
 learnt from span corruption: a decoder that only writes after a prompt never lets its encoder's
 content pick the words, and stage 1 has nothing else to steer it with. The vision side is
 frozen: a blank frame teaches it nothing.

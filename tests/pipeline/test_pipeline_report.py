@@ -81,7 +81,32 @@ def test_report_tables_claims_and_figures(world_dir, tmp_path, monkeypatch):
   claims = {c["claim"]: c["reproduced"] for c in doc["claims"]}
   assert claims["retrieval t2v R@1: pseudo-captions > alt-text"] is True
   assert any("grows" in c and v for c, v in claims.items())
+  # 'visual_language' captions are gold (first action 100), the image VLM's alt-text (0).
+  motion = next(c for c in doc["claims"] if "first action more often than chance" in c["claim"])
+  chance = 100 * doc["chance"]["first_action_accuracy"]
+  assert motion["reproduced"] and motion["margins"] == [round(100 - chance, 3), 100.0]
+  assert not any("60%" in c for c in claims)
   text = open(os.path.join(workdir, "report.md")).read()
   assert "| pseudo-captions (adapted VLM) | 20.5 ± 0.7 |" in text
   for name in ("scaling.png", "samples.png", "report.json"):
     assert os.path.getsize(os.path.join(workdir, name)) > 0
+
+
+def _stat(mean, std):
+  return {"mean": mean, "std": std, "values": [mean]}
+
+
+def test_judge_margin_in_stds_is_config_data():
+  """A margin of 3 over rows whose larger std is 2: held at 1 std, not at 2."""
+  ad = {"image": {"CIDEr-D": _stat(10, 2), "first_action_accuracy": _stat(0, 0)},
+        "visual": {"CIDEr-D": _stat(13, 1), "first_action_accuracy": _stat(5, 1)},
+        "visual_language": {"CIDEr-D": _stat(16, 1), "first_action_accuracy": _stat(9, 1)}}
+  doc = {"adaptation": ad, "dual_encoder": {}, "scaling": {},
+         "chance": {"first_action_accuracy": 1 / 12}}
+  one = {c["claim"]: c["reproduced"] for c in report.judge(doc, margin_stds=1.0)}
+  two = {c["claim"]: c["reproduced"] for c in report.judge(doc, margin_stds=2.0)}
+  cider = next(c for c in one if c.startswith("captioning CIDEr-D"))
+  assert one[cider] and not two[cider]
+  # 9 vs chance 8.33 with std 1: not above chance, so the motion claim fails at any margin.
+  motion = next(c for c in one if "more often than chance" in c)
+  assert not one[motion] and not two[motion]

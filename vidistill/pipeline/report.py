@@ -2,8 +2,8 @@
 miniature, each claim judged), scaling.png (R@1 vs captioned clips) and samples.png (frame strips).
 
 Every number is a mean ± std over the seeds run (`--seeds N`); a claim is "reproduced" only when
-the mean ordering holds by more than the spread of the two rows (the larger std of the pair, 0 with
-one seed), and the report says "not reproduced" otherwise.
+the mean ordering holds by more than `config.report.margin_stds` times the spread of the two rows
+(the larger std of the pair, 0 with one seed), and the report says "not reproduced" otherwise.
 """
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def collect(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       "wall_clock_s": timings.get(runner.WALL_CLOCK),
       "workers": int(config.get("workers", 1)),
   }
-  doc["claims"] = judge(doc)
+  doc["claims"] = judge(doc, float(config.report.margin_stds))
   return doc
 
 
@@ -152,20 +152,26 @@ def fraction_key(fraction: float) -> str:
   return steps_lib.fraction_name(fraction)
 
 
-def _beats(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[bool, float, float]:
-  """a > b by more than the larger spread of the two (the mean over seeds decides)."""
+def _beats(a: Mapping[str, Any], b: Mapping[str, Any],
+           margin_stds: float) -> tuple[bool, float, float]:
+  """a > b by more than `margin_stds` times the larger spread of the two (means decide)."""
   margin = a["mean"] - b["mean"]
   spread = max(a["std"], b["std"])
-  return margin > spread and margin > 0, margin, spread
+  return margin > margin_stds * spread and margin > 0, margin, spread
 
 
-def judge(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-  """The paper's claims on this run's numbers: reproduced or not, with margins."""
+def judge(doc: Mapping[str, Any], margin_stds: float = 1.0) -> list[dict[str, Any]]:
+  """The paper's claims on this run's numbers: reproduced or not, with margins and spreads.
+
+  The paper claims orderings (and what they imply: the adapted model names motion more often than
+  chance and than the image model), not absolute levels, which a miniature cannot be held to.
+  `margin_stds` (config.report.margin_stds): how many of the larger std a margin must exceed.
+  """
   claims = []
   ad, de = doc["adaptation"], doc["dual_encoder"]
 
   def add(claim: str, pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> None:
-    results = [_beats(a, b) for a, b in pairs]
+    results = [_beats(a, b, margin_stds) for a, b in pairs]
     claims.append({"claim": claim, "reproduced": all(r[0] for r in results),
                    "margins": [round(r[1], 3) for r in results],
                    "spreads": [round(r[2], 3) for r in results]})
@@ -175,10 +181,11 @@ def judge(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
       add(f"captioning {metric}: image VLM < + visual adaptation < + visual and language "
           "adaptation", [(ad["visual"][metric], ad["image"][metric]),
                          (ad["visual_language"][metric], ad["visual"][metric])])
-    fa = ad["visual_language"]["first_action_accuracy"]
-    claims.append({"claim": "the adapted VLM describes motion: first-action accuracy >= 60% "
-                   "(issue 8's bar)", "reproduced": fa["mean"] >= 60.0,
-                   "margins": [round(fa["mean"] - 60.0, 3)], "spreads": [round(fa["std"], 3)]})
+    fa = {r: ad[r]["first_action_accuracy"] for r in ("image", "visual_language")}
+    chance = 100 * doc["chance"]["first_action_accuracy"]
+    add("the adapted VLM names the first action more often than chance and than the image VLM",
+        [(fa["visual_language"], {"mean": chance, "std": 0.0}),
+         (fa["visual_language"], fa["image"])])
   if all(s in de for s in ("pseudo", "alt_text")):
     add("retrieval t2v R@1: pseudo-captions > alt-text",
         [(de["pseudo"]["t2v/R@1"], de["alt_text"]["t2v/R@1"])])
@@ -192,7 +199,8 @@ def judge(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     spread = max(max(p["t2v/R@1"]["std"], a["t2v/R@1"]["std"])
                  for p, a in zip(curves["pseudo"], curves["alt_text"]))
     claims.append({"claim": "the gap of pseudo-captions over alt-text (t2v R@1) grows with the "
-                   "number of captioned clips", "reproduced": gap[-1] - gap[0] > spread,
+                   "number of captioned clips",
+                   "reproduced": gap[-1] - gap[0] > margin_stds * spread,
                    "margins": [round(g, 3) for g in gap], "spreads": [round(spread, 3)]})
   return claims
 

@@ -158,7 +158,8 @@ def denoise_pairs(record_id: str, record: Mapping[str, Any], *, keep: float, win
   Why: UL2 was pre-trained to rebuild text from a corrupted copy in its encoder, so its decoder
   says what its encoder holds. A decoder trained only to write captions after a prompt has never
   let encoder content choose its words, and with it frozen, visual adaptation cannot steer it to
-  motion (issue 8). The corrupted copy sits before the prompt, where the visual tokens will be.
+  motion (docs/experiments.md). The corrupted copy sits before the prompt, where the visual
+  tokens will be.
   """
   rng = np.random.default_rng([seed, *record_id.encode()])
   for key in ("caption", "gold_caption", "short_caption", "gold_captions", "frame_captions"):

@@ -1,6 +1,6 @@
 """Puts a pipeline run's key results into README.md, so the README's table is produced, not typed.
 
-    python -m vidistill.pipeline.readme --workdir /tmp/vd [--readme README.md] [--figures docs/report]
+    python tools/readme_report.py --workdir /tmp/vd [--readme README.md] [--figures docs/report]
 
 Copies the run's claims, its adaptation and dual-encoder tables (report.md) and the scaling plot
 (scaling.png, into --figures) between the README's `<!-- pipeline-report -->` markers, with the
@@ -67,8 +67,8 @@ def block(workdir: str, figures: str, readme_dir: str) -> str:
   return "\n".join([
       BEGIN,
       f"Made by `{command}` ({seeds} seed{'s' if seeds > 1 else ''}, {took} on "
-      "this project's 2-core CPU machine), then `python -m vidistill.pipeline.readme --workdir "
-      "DIR`. Numbers are percentages (CIDEr-D x100); the whole report is DIR/report.md. "
+      "this project's 2-core CPU machine), then `python tools/readme_report.py --workdir DIR`."
+      " Numbers are percentages (CIDEr-D x100); the whole report is DIR/report.md. "
       "Chance levels: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in sorted(doc["chance"].items())
                                     if k in _CHANCE_SHOWN) + ".",
       "", body, "", f"![t2v R@1 against captioned clips]({rel})", END])
@@ -89,7 +89,7 @@ def update(readme: str, workdir: str, figures: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m vidistill.pipeline.readme",
+  parser = argparse.ArgumentParser(prog="python tools/readme_report.py",
                                    description=__doc__.split("\n\n")[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog=__doc__.split("\n\n", 1)[1])
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     update(args.readme, args.workdir, args.figures)
   except ReadmeError as e:
-    print(f"vidistill.pipeline.readme: {e}", file=sys.stderr)
+    print(f"readme_report: {e}", file=sys.stderr)
     return 2
   print(f"updated {args.readme} from {args.workdir}/report.md")
   return 0
