@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging as pylogging
+import re
 import sys
+import traceback
 from types import ModuleType
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from absl import app
 from absl import flags
@@ -58,17 +60,64 @@ def run_command(prog: str, argv: Sequence[str], doc: str, flag_modules: Sequence
 def _parse_flags(prog: str, argv: Sequence[str]) -> list[str]:
   """absl's parser, but a bad flag or config value is one line and exit code 2, not a traceback."""
   try:
-    return flags.FLAGS(list(argv))
+    parsed = flags.FLAGS(list(argv))
   except flags.Error as e:
-    print(f"{prog}: error: {_concise(str(e))}", file=sys.stderr)
-    sys.exit(2)
+    _fail(prog, _concise(str(e)))
   except (KeyError, AttributeError) as e:
     # ml_collections raises these for an override of a field the (locked) config does not have.
-    field = str(e).strip("\"'")
     given = [a for a in argv if a.startswith("--config.")]
-    print(f"{prog}: error: the config has no field {field!r} (overrides given: {given}); "
-          "check the spelling against the config file", file=sys.stderr)
-    sys.exit(2)
+    _fail(prog, f"the config has no field {_key_error_text(e, given)} (overrides given: {given}); "
+          "check the spelling against the config file")
+  except SyntaxError as e:
+    # A config file that is not valid Python: ml_collections lets the SyntaxError through.
+    _fail(prog, f"config file {e.filename} line {e.lineno}: {e.msg}; fix the file, or give "
+          "another with --config path.py[:arg]")
+  except Exception as e:  # pylint: disable=broad-except
+    # Anything else raised while a config file's get_config() runs (a NameError, an ImportError):
+    # where it happened and what it says, without the parser's frames around it.
+    frame = traceback.extract_tb(e.__traceback__)[-1]
+    _fail(prog, f"loading the config failed at {frame.filename}:{frame.lineno}: "
+          f"{type(e).__name__}: {e}")
+  for name in flags.FLAGS:
+    error = _config_load_error(flags.FLAGS[name].value)
+    if error:
+      _fail(prog, f"--{name}: {error}")
+  return parsed
+
+
+def _fail(prog: str, message: str) -> NoReturn:
+  print(f"{prog}: error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _key_error_text(error: BaseException, given: Sequence[str]) -> str:
+  """The unknown field of a KeyError from a --config.x.y override, as `'x.y' (did you mean ...)`.
+
+  ml_collections nests the KeyError of a dotted override in another, so str() of it is the repr of
+  a repr; the field and the suggestion are read back out of that text.
+  """
+  text = str(error)
+  names = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)
+  field = names[0] if names else text
+  dotted = [g.split("=", 1)[0][len("--config."):] for g in given]
+  field = next((d for d in dotted if d.split(".")[-1] == field), field)
+  hint = re.search(r"Did you mean [\\'\"]*([A-Za-z0-9_]+)", text)
+  return f"{field!r}" + (f" (did you mean {hint.group(1)!r}?)" if hint else "")
+
+
+def _config_load_error(value: Any) -> str | None:
+  """The one-line reason a --config file failed to load, or None. ml_collections stores an
+  unreadable file's error in a stand-in config that raises on first use, deep inside a command."""
+  if type(value).__name__ != "_ErrorConfig":
+    return None
+  error = object.__getattribute__(value, "_error")
+  text = str(error)
+  missing = re.search(r"Attempted \[[^\]]*\]:\s*(\S+)\s*\[Errno 2\]", text)
+  if missing:
+    return (f"config file {missing.group(1)!r} does not exist; give an existing file, e.g. "
+            "--config configs/train/visual_adaptation.py:tiny")
+  lines = [l.strip() for l in text.splitlines() if l.strip()]
+  return f"the config file could not be read: {' '.join(lines[-2:])}"
 
 
 def _concise(message: str) -> str:

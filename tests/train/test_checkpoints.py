@@ -71,16 +71,20 @@ def test_unfinished_steps_are_never_used(tmp_path):
   ckpts.save(2, _state(step=2), {"step": 2, "data_position": 2})
   ckpts.wait()
   ckpts.close()
-  # What a kill mid-save leaves (orbax's tmp dir), and a step dir without the commit marker.
+  # What a kill mid-save leaves (orbax's tmp dir), a step dir without the commit marker (a kill
+  # during orbax's deletion of an old step), and what earlier versions set such a step aside as.
   os.makedirs(tmp_path / "4.orbax-checkpoint-tmp-1700000000" / "params")
   os.makedirs(tmp_path / "6" / "params")
   (tmp_path / "6" / "params" / "garbage").write_text("half written")
+  os.makedirs(tmp_path / "1.incomplete" / "params")
   reopened = ckpt_lib.Checkpoints(str(tmp_path), keep=0)
   assert reopened.latest_step() == 2
   state, meta = reopened.restore(2, _abstract(_state()))
   assert meta["step"] == 2
-  assert os.path.isdir(tmp_path / "6.incomplete")
+  reopened.wait()
   reopened.close()
+  # Only the complete step is left: unfinished ones are removed, not kept forever.
+  assert sorted(os.listdir(tmp_path)) == ["2"]
 
 
 def test_restore_with_other_tree_is_a_clear_error(tmp_path):

@@ -1,7 +1,7 @@
 """A training workdir on a remote file system (TensorFlow's ram:// standing in for gs://).
 
-What runs here: config.json written and found, complete steps located and incomplete ones set
-aside. Orbax itself cannot use ram:// (etils epath has no ram:// backend: `epath.Path("ram://x")`
+What runs here: config.json written and found, complete steps located and incomplete ones
+removed. Orbax itself cannot use ram:// (etils epath has no ram:// backend: `epath.Path("ram://x")`
 raises KeyError, and tensorstore has no such kvstore), so saving and restoring checkpoint payloads
 on a remote path is not tested here.
 """
@@ -48,9 +48,9 @@ def test_config_and_steps_in_a_ram_workdir():
   with pytest.raises(ckpt_lib.CheckpointError, match="not a finalised checkpoint"):
     ckpt_lib._locate(os.path.join(checkpoints, "400"))
 
-  ckpt_lib._set_aside_incomplete(checkpoints)
-  assert sorted(fs.listdir(checkpoints)) == ["100", "300", "400.incomplete"]
-  assert fs.isfile(os.path.join(checkpoints, "400.incomplete", "params", "_METADATA"))
+  _step(checkpoints, 200, complete=False, suffix=".incomplete")  # Set aside by older versions.
+  ckpt_lib._remove_incomplete(checkpoints)
+  assert sorted(fs.listdir(checkpoints)) == ["100", "300"]
   assert not fs.glob(os.path.join(checkpoints, "400", "*"))
   assert fs.isfile(os.path.join(checkpoints, "300", ckpt_lib.COMMIT_FILE))
   with pytest.raises(ckpt_lib.CheckpointError, match="no complete checkpoint"):

@@ -9,13 +9,11 @@ Layout of `<workdir>/checkpoints/<step>/` (one orbax Composite per step):
 A step directory is complete only once orbax has finalised it: it writes into
 `<step>.orbax-checkpoint-tmp-*` and renames after writing `commit_success.txt`, so a run killed
 mid-save leaves a tmp directory that is never read (and is deleted when the manager next opens).
-A step directory without `commit_success.txt` (e.g. a partial copy) is set aside as
-`<step>.incomplete` with a warning instead of being restored.
-
-The workdir may be remote (`gs://...`): orbax writes there through etils epath, and locating steps
-and setting aside incomplete ones go through vidistill.fs (tf.io.gfile). On GCS, setting aside is
-a copy of the step's files then a delete (no rename): a crash in between leaves both, and the
-step directory, still without `commit_success.txt`, is set aside again on the next start.
+A step directory without `commit_success.txt` (a save or an orbax deletion of an old step that a
+kill interrupted, or a partial copy) is never restored: when the manager opens, it is removed, as
+are `<step>.incomplete` directories that earlier versions set such steps aside as. At ViT-G + UL2-3B
+scale each is tens of GB. The workdir may be remote (`gs://...`): orbax writes there through etils
+epath, and locating and removing steps go through vidistill.fs (tf.io.gfile).
 """
 from __future__ import annotations
 
@@ -65,7 +63,7 @@ class Checkpoints:
     _configure_array_handler()
     self.directory = fs.abspath(directory)
     if jax.process_index() == 0 and fs.isdir(self.directory):
-      _set_aside_incomplete(self.directory)
+      _remove_incomplete(self.directory)
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices("vidistill_checkpoints_set_aside")
     policy = ocp.checkpoint_managers.LatestN(keep) if keep else None
@@ -120,14 +118,24 @@ class Checkpoints:
     self._manager.close()
 
 
-def _set_aside_incomplete(directory: str) -> None:
-  for name in fs.listdir(directory):
+def _remove_incomplete(directory: str) -> None:
+  """Deletes step directories without orbax's commit marker and old `<step>.incomplete` ones."""
+  removed, complete = [], []
+  for name in sorted(fs.listdir(directory)):
     path = os.path.join(directory, name)
-    if name.isdigit() and fs.isdir(path) and not fs.isfile(os.path.join(path, COMMIT_FILE)):
-      target = path + ".incomplete"
-      logging.warning("checkpoint %s has no %s (an unfinished or partial copy); moving it to %s "
-                      "and ignoring it", path, COMMIT_FILE, target)
-      fs.replace(path, target)
+    stem = name[:-len(".incomplete")] if name.endswith(".incomplete") else name
+    if not stem.isdigit() or not fs.isdir(path):
+      continue
+    if name == stem and fs.isfile(os.path.join(path, COMMIT_FILE)):
+      complete.append(int(name))
+      continue
+    fs.rmtree(path)
+    removed.append(name)
+  if removed:
+    logging.warning("removed %d unfinished checkpoint director%s under %s (a save or a deletion "
+                    "was interrupted): %s; the latest complete step is %s", len(removed),
+                    "y" if len(removed) == 1 else "ies", directory, ", ".join(removed),
+                    max(complete) if complete else "none")
 
 
 # ----------------------------------------------------------------------- params from another run
