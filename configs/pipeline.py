@@ -65,9 +65,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.workers = 2                         # Steps run at once, each in its own process (1: one
                                         #   after the other, in this process). Steps that do
                                         #   not read each other's outputs overlap.
-  c.pin_workers = False                 # Each worker process on its own share of the CPUs
-                                        #   (Linux). Off: on 2 cores it measured no faster
-                                        #   (docs/pipeline.md).
   c.compile_cache = "jax_cache"         # XLA programs kept on disk (relative: in the workdir;
                                         #   "" = off): same-shape steps compile once.
 

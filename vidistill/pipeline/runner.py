@@ -78,8 +78,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, only: str = "", star
   """
   log = log or (lambda line: print(line, file=sys.stderr, flush=True))
   workers = max(1, int(config.get("workers", 1) if workers is None else workers))
-  pool = (_Pool(workers, pin=bool(config.get("pin_workers", False)))
-          if launch is None and workers > 1 else None)
+  pool = _Pool(workers) if launch is None and workers > 1 else None
   try:
     return _run(config, workdir, only=only, start=start, seeds=seeds, log=log, workers=workers,
                 launch=launch or pool or _run_here)
@@ -226,43 +225,14 @@ class _Pool:
   warm across steps (a process per step paid ~10 s of imports each: the quick pipeline ran
   slower with 2 of those than with 1 in-process). Spawned, not forked: no copied JAX runtime."""
 
-  def __init__(self, workers: int, pin: bool = False):
-    context = multiprocessing.get_context("spawn")
-    cores = worker_cores(workers) if pin else None
-    initializer, initargs = None, ()
-    if cores:
-      queue = context.Queue()
-      for group in cores:
-        queue.put(group)
-      initializer, initargs = _pin_worker, (queue,)
+  def __init__(self, workers: int):
     self.executor = concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=context, initializer=initializer, initargs=initargs)
+        workers, mp_context=multiprocessing.get_context("spawn"))
 
   def __call__(self, step: steps_lib.Step, ctx: steps_lib.Context, out: str) -> _Future:
     del out  # The worker finds it from the step, as the parent did.
     return _Future(self.executor.submit(_child_main, ctx.config.to_json(), ctx.workdir,
                                         ctx.seed, step.name))
-
-
-def worker_cores(workers: int) -> list[tuple[int, ...]] | None:
-  """The CPUs of each worker: this process's CPUs split into `workers` equal groups (None when
-  there are fewer CPUs than workers or no affinity API)."""
-  if not hasattr(os, "sched_getaffinity"):
-    return None
-  cpus = sorted(os.sched_getaffinity(0))
-  if len(cpus) < workers:
-    return None
-  per = len(cpus) // workers
-  return [tuple(cpus[i * per:(i + 1) * per]) for i in range(workers)]
-
-
-def _pin_worker(queue: Any) -> None:
-  # Runs before the worker imports JAX / TensorFlow, so their thread pools are sized to (and
-  # their threads inherit) this group. Why it might help: two unpinned steps on 2 cores each ran
-  # ~1.6x slower than alone, one pinned to a core 1.35x; measured, it bought nothing there
-  # (docs/pipeline.md), so the pipeline leaves it off.
-  os.environ[steps_lib.ALL_CPUS_ENV] = ",".join(map(str, sorted(os.sched_getaffinity(0))))
-  os.sched_setaffinity(0, queue.get())
 
 
 class _Future:

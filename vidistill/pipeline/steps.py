@@ -10,20 +10,17 @@ rerun skips it and a crash costs one step. Steps call the library (vidistill.tra
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib.util
 import json
 import os
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import ml_collections
 
 from vidistill.config_args import ConfigError
 
 DONE = "DONE"
-# Set in a pinned worker (runner.worker_cores): the CPUs the pipeline had before pinning.
-ALL_CPUS_ENV = "VIDISTILL_PIPELINE_CPUS"
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))), "configs")
 VLM_STAGES = ("text_pretrain", "image_pretrain", "visual_adaptation", "language_adaptation")
@@ -98,23 +95,7 @@ def make_world(ctx: Context, out: str) -> None:
   if ctx.config.world.get("short_caption"):
     config.short_caption = ctx.config.world.short_caption
     config_check.validate(config)
-  with _every_cpu():  # Nothing else runs before the world: its render processes get every core.
-    world.synth(config, out, num_workers=int(ctx.config.world.num_workers))
-
-
-@contextlib.contextmanager
-def _every_cpu() -> Iterator[None]:
-  """Lifts a pinned worker's CPU affinity (runner.worker_cores) for processes started inside."""
-  every = os.environ.get(ALL_CPUS_ENV)
-  if not every or not hasattr(os, "sched_getaffinity"):
-    yield
-    return
-  before = os.sched_getaffinity(0)
-  os.sched_setaffinity(0, {int(c) for c in every.split(",")})
-  try:
-    yield
-  finally:
-    os.sched_setaffinity(0, before)
+  world.synth(config, out, num_workers=int(ctx.config.world.num_workers))
 
 
 def _vlm_sizes(ctx: Context) -> dict[str, str]:
