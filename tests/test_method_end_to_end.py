@@ -71,7 +71,8 @@ def test_stages_freeze_what_the_paper_freezes(run):
 @pytest.mark.slow
 def test_caption_pool_then_dual_encoder_then_eval(run):
   from vidistill.caption import captioner as captioner_lib
-  from vidistill.caption import job, results
+  from vidistill.caption import job
+  from vidistill.data import caption_output
   from vidistill.eval import command as eval_command
   from vidistill.eval.evaluators import common
   w, dirs = run
@@ -81,7 +82,7 @@ def test_caption_pool_then_dual_encoder_then_eval(run):
   # The pool's shards hold its decoded frames, so the job reads those (no video decoding).
   summary = job.run_job(config, cap, os.path.join(w, "shards", "pool-*.tfrecord"),
                         dirs["captions"])
-  captions = results.read_captions(dirs["captions"])
+  captions = caption_output.read_captions(dirs["captions"])
   pool_ids = {f"pool-{i:06d}" for i in range(10)}
   assert set(captions) == pool_ids
   assert summary.videos_done == 10 and summary.videos_failed == 0

@@ -3,7 +3,7 @@ import json
 import os
 
 from vidistill.caption import commit
-from vidistill.caption import writers
+from vidistill.data import caption_rows
 
 ROWS = [{"video_id": "../../x", "caption": "a", "sample": 0},
         {"video_id": "é/🎬", "caption": "b", "sample": 0}]
@@ -22,8 +22,8 @@ def test_commit_writes_files_then_done_record(tmp_path):
   assert record["captions"] == {"file": "captions/unit-000003.jsonl", "rows": 2,
                                 "bytes": os.path.getsize(tmp_path / "captions/unit-000003.jsonl")}
   assert record["failures"]["rows"] == 1 and record["videos"] == 2 and record["format"] == "jsonl"
-  assert list(writers.read_rows(str(tmp_path / "captions/unit-000003.jsonl"))) == ROWS
-  assert list(writers.read_rows(str(tmp_path / "failures/unit-000003.jsonl"))) == FAILURES
+  assert list(caption_rows.read_rows(str(tmp_path / "captions/unit-000003.jsonl"))) == ROWS
+  assert list(caption_rows.read_rows(str(tmp_path / "failures/unit-000003.jsonl"))) == FAILURES
   names = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
   assert names == ["captions/unit-000003.jsonl", "done/unit-000003.json",
                    "failures/unit-000003.jsonl"]  # Ids never reach a file name; no temps left.
@@ -37,7 +37,7 @@ def test_files_without_done_record_are_not_done(tmp_path):
   assert commit.read_done(out, 3) is None and commit.done_records(out) == {}
   _commit(out, rows=ROWS[:1])  # The redo replaces the orphaned files.
   assert commit.read_done(out, 3)["captions"]["rows"] == 1
-  assert len(list(writers.read_rows(str(tmp_path / "captions/unit-000003.jsonl")))) == 1
+  assert len(list(caption_rows.read_rows(str(tmp_path / "captions/unit-000003.jsonl")))) == 1
 
 
 def test_damaged_or_missing_files_invalidate_the_record(tmp_path):

@@ -11,7 +11,7 @@ from caption_fakes import FakeCaptioner, colour_of, load_config, make_corpus, wr
 from caption_fakes import write_simple_manifest
 from vidistill.caption import commit
 from vidistill.caption import job
-from vidistill.caption import results
+from vidistill.data import caption_output
 from vidistill.caption.manifest import ManifestError
 from vidistill.config_args import ConfigError
 
@@ -37,8 +37,8 @@ def _caption_bytes(out):
 
 def test_every_entry_once_captions_match_their_videos(corpus, tmp_path):
   summary = _run(corpus, tmp_path)
-  rows = list(results.iter_rows(str(tmp_path)))
-  failures = results.read_failures(str(tmp_path))
+  rows = list(caption_output.iter_rows(str(tmp_path)))
+  failures = caption_output.read_failures(str(tmp_path))
   # Exactly once: each manifest id is in the captions or in the failures, never both, never twice.
   per_video = collections.Counter(r["video_id"] for r in rows)
   assert set(per_video) | {f["video_id"] for f in failures} == set(corpus["ids"])
@@ -63,10 +63,10 @@ def test_every_entry_once_captions_match_their_videos(corpus, tmp_path):
           summary.videos_failed) == (4, 4, 10, 4)
   assert summary.failures_by_kind == {"corrupt": 1, "empty": 1, "missing": 1, "no_video": 1}
   assert summary.videos_per_s > 0 and summary.tokens_per_s > 0
-  assert results.status(str(tmp_path)) == {"units_total": 4, "units_done": 4, "entries_total": 14,
+  assert caption_output.status(str(tmp_path)) == {"units_total": 4, "units_done": 4, "entries_total": 14,
                                            "videos_done": 10, "videos_failed": 4, "complete": True}
   with pytest.raises(ValueError, match=r"prompt 'long'; its prompts are \['detailed', 'short'\]"):
-    results.read_captions(str(tmp_path), prompt="long")
+    caption_output.read_captions(str(tmp_path), prompt="long")
   saved = json.load(open(tmp_path / "metrics" / "summary-process-00000.json"))
   assert saved["videos_done"] == 10
 
@@ -107,7 +107,7 @@ def test_sampling_writes_num_samples_deterministically(corpus, tmp_path):
   for name in ("a", "b"):
     _run(corpus, tmp_path / name, config, FakeCaptioner(decode_settings=decode, num_samples=3))
   assert _caption_bytes(str(tmp_path / "a")) == _caption_bytes(str(tmp_path / "b"))
-  rows = list(results.iter_rows(str(tmp_path / "a"), prompt="short"))
+  rows = list(caption_output.iter_rows(str(tmp_path / "a"), prompt="short"))
   assert [r["sample"] for r in rows[:3]] == [0, 1, 2] and len(rows) == 30
   assert len({r["caption"] for r in rows}) > 10  # Samples differ (seeded per unit/batch/prompt).
   assert all(r["decode"] == decode for r in rows)
@@ -128,7 +128,7 @@ def test_hostile_ids_never_leave_the_output_dir(corpus, tmp_path):
   assert created and all(p.startswith(str(out)) or str(out).startswith(p) for p in created)
   names = {os.path.basename(p) for p in created if os.path.isfile(p)}
   assert all(n.startswith(("unit-", "process-", "summary-")) or n == "units.jsonl" for n in names)
-  assert sorted(results.read_captions(str(out), prompt="short")) == sorted(ids)
+  assert sorted(caption_output.read_captions(str(out), prompt="short")) == sorted(ids)
 
 
 def test_windows_and_id_resolution_with_an_internvid_manifest(tmp_path):
@@ -149,7 +149,7 @@ def test_windows_and_id_resolution_with_an_internvid_manifest(tmp_path):
   summary = job.run_job(load_config("tiny"), FakeCaptioner(), str(manifest), str(out),
                         video_root=str(root))
   assert summary.videos_done == 3 and summary.failures_by_kind == {"missing": 1, "window": 1}
-  captions = results.caption_records(str(out), prompt="short")
+  captions = caption_output.caption_records(str(out), prompt="short")
   assert [(r.video_id, r.start, r.end) for r in captions] == [
       ("yt_aaaaaaaa_0.000_1.000", 0.0, 1.0), ("yt_aaaaaaaa_1.000_2.000", 1.0, 2.0),
       ("yt_bbbbbbbb_0.500_1.500", 0.5, 1.5)]
@@ -168,7 +168,7 @@ def test_file_scheme_when_allowed(corpus, tmp_path):
   assert not (tmp_path / "refused").exists()  # Refused before anything is written.
   config.allowed_schemes = ("file",)
   job.run_job(config, FakeCaptioner(), str(manifest), str(tmp_path / "out"))
-  local = results.read_captions(str(tmp_path / "out"))["remote"]
+  local = caption_output.read_captions(str(tmp_path / "out"))["remote"]
   assert colour_of(local[0]).tolist() == pytest.approx(corpus["good"]["clip003"][1], abs=4)
 
 
@@ -233,7 +233,7 @@ def test_batch_seeds_differ_by_position():
 
 def test_empty_output_dir_reads_fail_clearly(tmp_path):
   with pytest.raises(FileNotFoundError, match="no such caption output"):
-    results.read_captions(str(tmp_path / "nope"))
+    caption_output.read_captions(str(tmp_path / "nope"))
   shutil.rmtree(tmp_path)
 
 

@@ -13,7 +13,7 @@ import pytest
 from caption_fakes import CONFIG_PATH, FakeCaptioner, load_config, make_corpus
 from caption_fakes import write_simple_manifest
 from vidistill.caption import job
-from vidistill.caption import results
+from vidistill.data import caption_output
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "caption_worker.py")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
@@ -50,14 +50,14 @@ def _caption_files(out):
 
 
 def _assert_exactly_once(corpus, out):
-  rows = list(results.iter_rows(str(out)))
-  failures = results.read_failures(str(out))
+  rows = list(caption_output.iter_rows(str(out)))
+  failures = caption_output.read_failures(str(out))
   counts = collections.Counter(r["video_id"] for r in rows)
   assert all(n == 2 for n in counts.values())  # Two prompts, each once.
   seen = list(counts) + [f["video_id"] for f in failures]
   assert sorted(seen) == sorted(corpus["ids"])  # Nothing missing, nothing twice.
   assert {f["kind"] for f in failures} == {"corrupt", "empty", "no_video", "missing"}
-  assert results.status(str(out))["complete"]
+  assert caption_output.status(str(out))["complete"]
 
 
 def test_sigkill_then_restart_is_exactly_once_and_identical(corpus, tmp_path):
@@ -72,7 +72,7 @@ def test_sigkill_then_restart_is_exactly_once_and_identical(corpus, tmp_path):
   assert proc.poll() is None, "the slow job finished before it could be killed"
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  committed = results.status(str(out))
+  committed = caption_output.status(str(out))
   assert 2 <= committed["units_done"] < committed["units_total"]
   _finish(_worker(corpus, out))
   summary = json.load(open(out / "metrics" / "summary-process-00000.json"))

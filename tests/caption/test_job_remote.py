@@ -9,7 +9,7 @@ from caption_fakes import FakeCaptioner, load_config, make_corpus, write_simple_
 from vidistill import fs
 from vidistill.caption import commit
 from vidistill.caption import job
-from vidistill.caption import results
+from vidistill.data import caption_output
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +42,9 @@ def test_ram_output_matches_local_and_restart_redoes_only_uncommitted_units(corp
   assert whole == _caption_bytes(local) and len(whole) == 2
   assert sorted(fs.listdir(os.path.join(remote, "done"))) == ["unit-000000.json",
                                                                "unit-000001.json"]
-  assert sorted(r["video_id"] for r in results.iter_rows(remote)) == sorted(
+  assert sorted(r["video_id"] for r in caption_output.iter_rows(remote)) == sorted(
       list(corpus["good"]) * 2)
-  assert results.status(remote)["complete"]
+  assert caption_output.status(remote)["complete"]
   assert fs.isfile(os.path.join(remote, "metrics", "summary-process-00000.json"))
   assert fs.isfile(os.path.join(remote, "units.jsonl"))
 

@@ -9,7 +9,7 @@ import pytest
 from caption_fakes import FakeCaptioner, clip_frames, colour_of, load_config, write_clip
 from vidistill.caption import frames as frames_lib
 from vidistill.caption import job
-from vidistill.caption import results
+from vidistill.data import caption_output
 from vidistill.caption.manifest import load_manifest
 from vidistill.data import shards
 from vidistill.data import video_write
@@ -46,8 +46,8 @@ def test_job_over_shards_exactly_once(shard_input, tmp_path):
   for index in range(2):  # Two processes, one after the other, share the work.
     job.run_job(config, FakeCaptioner(), shard_input["spec"], str(tmp_path), process_index=index,
                 process_count=2)
-  rows = list(results.iter_rows(str(tmp_path), prompt="short"))
-  failures = results.read_failures(str(tmp_path))
+  rows = list(caption_output.iter_rows(str(tmp_path), prompt="short"))
+  failures = caption_output.read_failures(str(tmp_path))
   assert [f["video_id"] for f in failures] == ["s04"] and failures[0]["kind"] == "shape"
   assert "16x16" in failures[0]["reason"] and "config.resolution" in failures[0]["reason"]
   counts = collections.Counter(r["video_id"] for r in rows)
@@ -77,7 +77,7 @@ def test_tfrecord_output_reads_back(shard_input, tmp_path):
   config = load_config("tiny,format=tfrecord")
   job.run_job(config, FakeCaptioner(), shard_input["raw"][1], str(tmp_path))
   assert [p.name for p in (tmp_path / "captions").iterdir()] == ["unit-000000.tfrecord"]
-  captions = results.read_captions(str(tmp_path))
+  captions = caption_output.read_captions(str(tmp_path))
   assert sorted(captions) == ["s01", "s03", "s05", "s07"]
   assert all(len(c) == 2 for c in captions.values())
 
@@ -88,7 +88,7 @@ def test_caption_source_feeds_the_dual_encoder(tmp_path):
     write_clip(str(tmp_path / "videos" / f"v{i}.mp4"), i, num_frames=16)
   out = str(tmp_path / "out")
   job.run_job(load_config("tiny"), FakeCaptioner(), str(tmp_path / "videos"), out)
-  source = results.caption_source(out, prompt="detailed", num_frames=4, resolution=32)
+  source = caption_output.caption_source(out, prompt="detailed", num_frames=4, resolution=32)
   examples = list(source.get_dataset("train", shuffle=False).as_numpy_iterator())
   assert [e["id"].decode() for e in examples] == ["v0", "v1", "v2"]
   for example in examples:
@@ -100,7 +100,7 @@ def test_caption_source_feeds_the_dual_encoder(tmp_path):
   with pytest.raises(ValueError, match="join read_captions"):
     shard_out = str(tmp_path / "shard_out")
     job.run_job(load_config("tiny"), FakeCaptioner(), _any_shard(tmp_path), shard_out)
-    results.caption_source(shard_out, num_frames=4, resolution=32)
+    caption_output.caption_source(shard_out, num_frames=4, resolution=32)
 
 
 def _any_shard(tmp_path):

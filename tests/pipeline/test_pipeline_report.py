@@ -55,14 +55,14 @@ def _fake_run(config, workdir, world_dir, seeds):
 
 
 def test_report_tables_claims_and_figures(world_dir, tmp_path, monkeypatch):
-  from vidistill.caption import results
+  from vidistill.data import caption_output
   config = steps_lib.load_config("pipeline.py", f"quick,world={world_dir}")
   workdir = str(tmp_path)
   _fake_run(config, workdir, world_dir, seeds=2)
   from vidistill.data.synthetic import world
   pool = world.load_truth(world_dir, "pool")
   # The caption job's output format is its own module's business: stand in for its reader.
-  monkeypatch.setattr(results, "read_captions",
+  monkeypatch.setattr(caption_output, "read_captions",
                       lambda d, prompt=None: {r["id"]: [r["gold_caption"]] for r in pool})
   doc = report.write(config, workdir, str(tmp_path / "report_step"))
   ad = doc["adaptation"]

@@ -6,8 +6,11 @@
   captioner.py  the Captioner protocol the job drives, and `load_captioner` (the model seam)
   job.py        `run_job`: prefetch, batch, caption, commit, one process's share
   commit.py     atomic unit commits and the done records
-  writers.py    caption files: JSONL, TFRecord, ArrayRecord
   progress.py   progress lines and the metrics file
-  results.py    reading committed captions (`read_captions`, `caption_source`), job status
   command.py    `vidistill caption`
+
+What the job writes is read below it, in vidistill/data/: caption_rows.py (caption files: JSONL,
+TFRecord, ArrayRecord) and caption_output.py (committed captions: `read_captions`,
+`caption_source`, job status), so training and the pipeline read captions without importing the
+job.
 """

@@ -21,6 +21,7 @@ from ml_collections import config_flags
 
 from vidistill import flags_lib
 from vidistill.config_args import ConfigError
+from vidistill.data import caption_output
 from vidistill.parallel import multihost
 
 
@@ -44,7 +45,6 @@ def main(argv: Sequence[str]) -> None:
   """Runs this process's share of the job; one-line errors for bad input or settings."""
   from vidistill.caption import captioner as captioner_lib  # pylint: disable=g-import-not-at-top
   from vidistill.caption import job  # pylint: disable=g-import-not-at-top
-  from vidistill.caption import results  # pylint: disable=g-import-not-at-top
   from vidistill.caption import units  # pylint: disable=g-import-not-at-top
   from vidistill.caption.manifest import ManifestError  # pylint: disable=g-import-not-at-top
   if argv:
@@ -63,7 +63,7 @@ def main(argv: Sequence[str]) -> None:
   except (ConfigError, ManifestError, units.PlanMismatchError, multihost.MultihostError,
           FileNotFoundError) as e:
     raise flags_lib.UsageError(str(e)) from None
-  overall = results.status(f.output)
+  overall = caption_output.status(f.output)
   print(json.dumps({"process": summary.as_dict(), "output": overall}, sort_keys=True))
 
 

@@ -13,6 +13,8 @@ record leaves at most files that no reader trusts and a restart overwrites; a cr
 leaves a finished unit that the restart skips. Renames within one folder are atomic on POSIX file
 systems (a local disk, NFS).
 
+The reading side (layout names, done records) is vidistill/data/caption_output.py.
+
 The output directory may also be a bucket (`gs://...`, through vidistill.fs and tf.io.gfile).
 GCS has no atomic rename: the "rename" is copy-then-delete, but an object appears whole or not at
 all, so "write temp, copy to the final name, write the done record last" keeps exactly-once: the
@@ -30,25 +32,17 @@ import time
 from typing import Any, Iterable, Mapping
 
 from vidistill import fs
-from vidistill.caption import writers
-
-CAPTIONS, FAILURES, DONE = "captions", "failures", "done"
-
-
-def unit_name(index: int) -> str:
-  return f"unit-{index:06d}"
-
+from vidistill.data import caption_rows
+# The layout and the done records are read by the captions' consumers too (data/caption_output.py).
+from vidistill.data.caption_output import (CAPTIONS, DONE, FAILURES, done_path, done_records,
+                                           read_done, unit_name)
 
 def captions_path(output_dir: str, index: int, fmt: str) -> str:
-  return os.path.join(output_dir, CAPTIONS, unit_name(index) + writers.EXTENSIONS[fmt])
+  return os.path.join(output_dir, CAPTIONS, unit_name(index) + caption_rows.EXTENSIONS[fmt])
 
 
 def failures_path(output_dir: str, index: int) -> str:
   return os.path.join(output_dir, FAILURES, unit_name(index) + ".jsonl")
-
-
-def done_path(output_dir: str, index: int) -> str:
-  return os.path.join(output_dir, DONE, unit_name(index) + ".json")
 
 
 def make_dirs(output_dir: str) -> None:
@@ -103,8 +97,8 @@ def commit_unit(output_dir: str, index: int, rows: Iterable[Mapping[str, Any]],
   final = {"captions": captions_path(output_dir, index, fmt),
            "failures": failures_path(output_dir, index)}
   temps = {k: _temp_name(p) for k, p in final.items()}
-  counts = {"captions": writers.write_rows(temps["captions"], rows, fmt),
-            "failures": writers.write_rows(temps["failures"], failures, "jsonl")}
+  counts = {"captions": caption_rows.write_rows(temps["captions"], rows, fmt),
+            "failures": caption_rows.write_rows(temps["failures"], failures, "jsonl")}
   files = {}
   for key, path in final.items():
     # On GCS a copy-then-delete: `path` appears whole; the done record below is the commit point.
@@ -117,40 +111,6 @@ def commit_unit(output_dir: str, index: int, rows: Iterable[Mapping[str, Any]],
   record = {"unit": index, "format": fmt, **files, **dict(info), "committed_at": time.time()}
   atomic_write(done_path(output_dir, index), json.dumps(record, sort_keys=True).encode())
   return record
-
-
-def read_done(output_dir: str, index: int) -> dict[str, Any] | None:
-  """The unit's done record, or None if the unit is not (validly) committed.
-
-  A record whose files are missing or have another size (deleted or damaged by hand) does not
-  count: the unit is redone.
-  """
-  path = done_path(output_dir, index)
-  try:
-    with fs.open(path, encoding="utf-8") as f:
-      record = json.load(f)
-  except FileNotFoundError:
-    return None
-  except (json.JSONDecodeError, UnicodeDecodeError):
-    return None  # Cannot happen through atomic_write; a hand-edited record is redone.
-  for key in ("captions", "failures"):
-    entry = record.get(key, {})
-    file = os.path.join(output_dir, str(entry.get("file", "")))
-    if not fs.isfile(file) or fs.getsize(file) != entry.get("bytes"):
-      return None
-  return record
-
-
-def done_records(output_dir: str) -> dict[int, dict[str, Any]]:
-  """Every valid done record in the output directory, by unit index."""
-  records = {}
-  for path in sorted(fs.glob(os.path.join(output_dir, DONE, "unit-*.json"))):
-    stem = os.path.basename(path)[len("unit-"):-len(".json")]
-    if stem.isdigit():
-      record = read_done(output_dir, int(stem))
-      if record is not None:
-        records[int(stem)] = record
-  return records
 
 
 def remove_stale_temps(output_dir: str, indices: Iterable[int]) -> int:

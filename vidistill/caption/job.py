@@ -33,11 +33,10 @@ from vidistill.caption import commit
 from vidistill.caption import frames as frames_lib
 from vidistill.caption import progress as progress_lib
 from vidistill.caption import units as units_lib
-from vidistill.caption import writers
 from vidistill.caption.captioner import Captioner, count_tokens
 from vidistill.caption.manifest import Entry, Manifest, load_manifest
 from vidistill.config_args import ConfigError, check_choice, check_positive
-from vidistill.data import prefetch
+from vidistill.data import caption_rows, prefetch
 
 
 class CaptionerError(RuntimeError):
@@ -70,7 +69,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first bad field."""
   check_positive(config, "unit_size", "batch_size", "num_frames", "resolution", "num_samples",
                  "prefetch.num_workers", "prefetch.buffer")
-  check_choice(config, "output_format", writers.FORMATS)
+  check_choice(config, "output_format", caption_rows.FORMATS)
   check_choice(config, "decode.method", ("greedy", "beam", "sample"))
   check_choice(config, "on_duplicate", ("error", "skip"))
   if not config.prompts:

@@ -20,8 +20,8 @@ from typing import Sequence
 from vidistill import fs
 from vidistill.caption import commit
 from vidistill.caption.manifest import Entry, Manifest
+from vidistill.data.caption_output import PLAN_FILE
 
-PLAN_FILE = "units.jsonl"
 PLAN_VERSION = 1
 
 

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import ml_collections
 import numpy as np
 
+from vidistill.data import caption_output
 from vidistill.pipeline import content
 from vidistill.pipeline import runner
 from vidistill.pipeline import steps as steps_lib
@@ -81,8 +82,7 @@ def _de_numbers(seed_dir: str, step: str) -> dict[str, float]:
 def _source_content(seed_dir: str, source: str, pool: Mapping[str, Any]) -> dict[str, float]:
   """What the dual encoder's training captions say about the pool clips, vs their truth."""
   if source in ("pseudo", "frame"):
-    from vidistill.caption import results  # pylint: disable=g-import-not-at-top
-    texts = {k: v[0] for k, v in results.read_captions(
+    texts = {k: v[0] for k, v in caption_output.read_captions(
         os.path.join(seed_dir, f"caption_{source}")).items()}
   else:
     key = {"alt_text": "alt_text", "gold": "gold_caption"}[source]

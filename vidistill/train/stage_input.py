@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 
 from vidistill import fs
+from vidistill.data import caption_output
 from vidistill.data import instructions
 from vidistill.data import shards
 from vidistill.data import tasks
@@ -227,8 +228,7 @@ def make_task(data: Mapping[str, Any], vocab: Any, name: str):
     info = world_info(data["world"])["config"]
     texts = None
     if data.get("captions_dir"):
-      from vidistill.caption import results  # pylint: disable=g-import-not-at-top
-      texts = results.read_captions(data["captions_dir"], data.get("captions_prompt") or None)
+      texts = caption_output.read_captions(data["captions_dir"], data.get("captions_prompt") or None)
       if not texts:
         raise StageDataError(f"data.captions_dir={data['captions_dir']!r} holds no captions")
     frames = 1 if data["split"] == "image_text" else info["num_frames"]

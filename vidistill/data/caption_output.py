@@ -1,5 +1,8 @@
 """Reading a captioning job's output: the captions that feed the dual encoder, and job status.
 
+The job (vidistill/caption/) writes it; training and the pipeline read it here, below caption in
+the layering.
+
 Only committed units (those with a done record) are read, so a job that is still running, or
 crashed, shows exactly the units it finished: never a half-written one, never one twice.
 
@@ -15,10 +18,57 @@ import os
 from typing import Any, Iterator
 
 from vidistill import fs
-from vidistill.caption import commit
-from vidistill.caption import units as units_lib
-from vidistill.caption import writers
+from vidistill.data import caption_rows
 from vidistill.data.records import VideoRecord
+
+# The job's output layout (vidistill/caption/commit.py writes it):
+#   <output>/units.jsonl, captions/unit-000012.<ext>, failures/unit-000012.jsonl, done/unit-000012.json
+PLAN_FILE = "units.jsonl"
+CAPTIONS, FAILURES, DONE = "captions", "failures", "done"
+
+
+def unit_name(index: int) -> str:
+  return f"unit-{index:06d}"
+
+
+def done_path(output_dir: str, index: int) -> str:
+  return os.path.join(output_dir, DONE, unit_name(index) + ".json")
+
+
+def read_done(output_dir: str, index: int) -> dict[str, Any] | None:
+  """The unit's done record, or None if the unit is not (validly) committed.
+
+  A record whose files are missing or have another size (deleted or damaged by hand) does not
+  count: the unit is redone.
+  """
+  path = done_path(output_dir, index)
+  try:
+    with fs.open(path, encoding="utf-8") as f:
+      record = json.load(f)
+  except FileNotFoundError:
+    return None
+  except (json.JSONDecodeError, UnicodeDecodeError):
+    return None  # Cannot happen through atomic_write; a hand-edited record is redone.
+  for key in ("captions", "failures"):
+    entry = record.get(key, {})
+    file = os.path.join(output_dir, str(entry.get("file", "")))
+    if not fs.isfile(file) or fs.getsize(file) != entry.get("bytes"):
+      return None
+  return record
+
+
+def done_records(output_dir: str) -> dict[int, dict[str, Any]]:
+  """Every valid done record in the output directory, by unit index."""
+  records = {}
+  for path in sorted(fs.glob(os.path.join(output_dir, DONE, "unit-*.json"))):
+    stem = os.path.basename(path)[len("unit-"):-len(".json")]
+    if stem.isdigit():
+      record = read_done(output_dir, int(stem))
+      if record is not None:
+        records[int(stem)] = record
+  return records
+
+
 
 
 def iter_rows(output_dir: str, prompt: str | None = None) -> Iterator[dict[str, Any]]:
@@ -30,9 +80,9 @@ def iter_rows(output_dir: str, prompt: str | None = None) -> Iterator[dict[str, 
     raise FileNotFoundError(f"{output_dir}: no such caption output directory (the --output of "
                             "`vidistill caption`)")
   matched, names = False, set()
-  for _, record in sorted(commit.done_records(output_dir).items()):
+  for _, record in sorted(done_records(output_dir).items()):
     path = os.path.join(output_dir, record["captions"]["file"])
-    for row in writers.read_rows(path, record["format"]):
+    for row in caption_rows.read_rows(path, record["format"]):
       if prompt is None or prompt in (row["prompt_name"], row["prompt"]):
         matched = True
         yield row
@@ -91,17 +141,17 @@ def caption_source(output_dir: str, *, num_frames: int, resolution: int,
 def read_failures(output_dir: str) -> list[dict[str, Any]]:
   """The failure rows of committed units (video_id, path, window, kind, error, reason)."""
   rows = []
-  for _, record in sorted(commit.done_records(output_dir).items()):
-    rows += writers.read_rows(os.path.join(output_dir, record["failures"]["file"]), "jsonl")
+  for _, record in sorted(done_records(output_dir).items()):
+    rows += caption_rows.read_rows(os.path.join(output_dir, record["failures"]["file"]), "jsonl")
   return rows
 
 
 def status(output_dir: str) -> dict[str, Any]:
   """Units committed / total, videos captioned and failed so far, over all processes."""
-  plan = os.path.join(output_dir, units_lib.PLAN_FILE)
+  plan = os.path.join(output_dir, PLAN_FILE)
   with fs.open(plan, encoding="utf-8") as f:
     header = json.loads(f.readline())
-  done = commit.done_records(output_dir)
+  done = done_records(output_dir)
   return {"units_total": header["num_units"], "units_done": len(done),
           "entries_total": header["num_entries"],
           "videos_done": sum(r.get("videos", 0) for r in done.values()),

@@ -1,7 +1,7 @@
 """Caption files round-trip in every format; TFRecord files parse with tf.data as written."""
 import pytest
 
-from vidistill.caption import writers
+from vidistill.data import caption_rows
 
 
 def _rows():
@@ -19,11 +19,11 @@ def _rows():
   ]
 
 
-@pytest.mark.parametrize("fmt", writers.FORMATS)
+@pytest.mark.parametrize("fmt", caption_rows.FORMATS)
 def test_round_trip(tmp_path, fmt):
-  path = str(tmp_path / f"unit{writers.EXTENSIONS[fmt]}")
-  assert writers.write_rows(path, _rows(), fmt) == 2
-  back = list(writers.read_rows(path, fmt))
+  path = str(tmp_path / f"unit{caption_rows.EXTENSIONS[fmt]}")
+  assert caption_rows.write_rows(path, _rows(), fmt) == 2
+  back = list(caption_rows.read_rows(path, fmt))
   for got, want in zip(back, _rows(), strict=True):
     assert list(got) == list(want)  # Same keys, same order, whatever the format.
     assert got["log_likelihood"] == pytest.approx(want["log_likelihood"], rel=1e-6)
@@ -32,15 +32,15 @@ def test_round_trip(tmp_path, fmt):
 
 
 def test_empty_file_round_trips(tmp_path):
-  for fmt in writers.FORMATS:
-    path = str(tmp_path / f"empty{writers.EXTENSIONS[fmt]}")
-    assert writers.write_rows(path, [], fmt) == 0 and list(writers.read_rows(path, fmt)) == []
+  for fmt in caption_rows.FORMATS:
+    path = str(tmp_path / f"empty{caption_rows.EXTENSIONS[fmt]}")
+    assert caption_rows.write_rows(path, [], fmt) == 0 and list(caption_rows.read_rows(path, fmt)) == []
 
 
 def test_tfrecord_rows_parse_with_tf_data(tmp_path):
   import tensorflow as tf
   path = str(tmp_path / "u.tfrecord")
-  writers.write_rows(path, _rows(), "tfrecord")
+  caption_rows.write_rows(path, _rows(), "tfrecord")
   spec = {"video_id": tf.io.FixedLenFeature([], tf.string),
           "caption": tf.io.FixedLenFeature([], tf.string),
           "log_likelihood": tf.io.FixedLenFeature([], tf.float32),
@@ -53,8 +53,8 @@ def test_tfrecord_rows_parse_with_tf_data(tmp_path):
 
 def test_unknown_format_and_bad_jsonl(tmp_path):
   with pytest.raises(ValueError, match="not one of"):
-    writers.write_rows(str(tmp_path / "x"), [], "parquet")
+    caption_rows.write_rows(str(tmp_path / "x"), [], "parquet")
   path = tmp_path / "bad.jsonl"
   path.write_text('{"a": 1}\n{oops\n')
   with pytest.raises(ValueError, match=r"bad.jsonl:2: invalid JSON"):
-    list(writers.read_rows(str(path)))
+    list(caption_rows.read_rows(str(path)))
