@@ -3,6 +3,7 @@ import json
 import os
 
 from vidistill.caption import commit
+from vidistill.data import caption_output
 from vidistill.data import caption_rows
 
 ROWS = [{"video_id": "../../x", "caption": "a", "sample": 0},
@@ -18,7 +19,7 @@ def _commit(out, index=3, rows=ROWS):
 def test_commit_writes_files_then_done_record(tmp_path):
   out = str(tmp_path)
   record = _commit(out)
-  assert record == commit.read_done(out, 3)
+  assert record == caption_output.read_done(out, 3)
   assert record["captions"] == {"file": "captions/unit-000003.jsonl", "rows": 2,
                                 "bytes": os.path.getsize(tmp_path / "captions/unit-000003.jsonl")}
   assert record["failures"]["rows"] == 1 and record["videos"] == 2 and record["format"] == "jsonl"
@@ -34,9 +35,9 @@ def test_files_without_done_record_are_not_done(tmp_path):
   out = str(tmp_path)
   _commit(out)
   os.unlink(commit.done_path(out, 3))
-  assert commit.read_done(out, 3) is None and commit.done_records(out) == {}
+  assert caption_output.read_done(out, 3) is None and caption_output.done_records(out) == {}
   _commit(out, rows=ROWS[:1])  # The redo replaces the orphaned files.
-  assert commit.read_done(out, 3)["captions"]["rows"] == 1
+  assert caption_output.read_done(out, 3)["captions"]["rows"] == 1
   assert len(list(caption_rows.read_rows(str(tmp_path / "captions/unit-000003.jsonl")))) == 1
 
 
@@ -47,18 +48,18 @@ def test_damaged_or_missing_files_invalidate_the_record(tmp_path):
   with open(commit.captions_path(out, 1, "jsonl"), "a") as f:
     f.write("half a line")
   os.unlink(commit.failures_path(out, 2))
-  assert commit.read_done(out, 1) is None and commit.read_done(out, 2) is None
+  assert caption_output.read_done(out, 1) is None and caption_output.read_done(out, 2) is None
   _commit(out, 4)
   with open(commit.done_path(out, 4), "w") as f:
     f.write("{not json")
-  assert commit.done_records(out) == {}
+  assert caption_output.done_records(out) == {}
 
 
 def test_done_records_by_index(tmp_path):
   out = str(tmp_path)
   for index in (0, 7, 12):
     _commit(out, index)
-  assert sorted(commit.done_records(out)) == [0, 7, 12]
+  assert sorted(caption_output.done_records(out)) == [0, 7, 12]
 
 
 def test_remove_stale_temps_only_for_given_units(tmp_path):

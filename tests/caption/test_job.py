@@ -200,7 +200,7 @@ def test_bad_captioner_output_is_an_error(corpus, tmp_path):
       return super().caption(frames, prompts, rng_seed)[:-1]
   with pytest.raises(job.CaptionerError, match="expected 2 x 1"):
     _run(corpus, tmp_path, captioner=Broken())
-  assert commit.done_records(str(tmp_path)) == {}
+  assert caption_output.done_records(str(tmp_path)) == {}
 
 
 @pytest.mark.parametrize("field,value,match", [

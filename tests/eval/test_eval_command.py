@@ -14,6 +14,7 @@ import evaluator_fakes as fakes  # pylint: disable=g-import-not-at-top,wrong-imp
 
 from vidistill.eval import command
 from vidistill.eval import report
+from vidistill.eval import evaluators
 from vidistill.eval.evaluators import common
 
 SUITES = {"retrieval": "dual_encoder", "captioning": "vlm", "qa": "vlm",
@@ -35,11 +36,11 @@ def _model(suite):
 def test_every_suite_variant_resolves(suite, variant):
   config = fakes.load_suite_config(suite, f"{variant},data=/data/x")
   assert config.suite == suite and config.model.kind == SUITES[suite]
-  evaluators = common.from_config(config, check_files=False)
-  assert evaluators and all(e.options.annotations.startswith("/data/x/") for e in evaluators)
-  kinds = {e.kind for e in evaluators}
+  built = evaluators.from_config(config, check_files=False)
+  assert built and all(e.options.annotations.startswith("/data/x/") for e in built)
+  kinds = {e.kind for e in built}
   assert kinds == {suite}
-  for e in evaluators:
+  for e in built:
     assert isinstance(_model(suite), e.model_protocol)
   if variant == "paper":
     assert config.resolution == 224

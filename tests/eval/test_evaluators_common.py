@@ -14,6 +14,7 @@ from evaluator_fakes import world  # pylint: disable=unused-import  (fixture)
 
 from vidistill.config_args import ConfigError
 from vidistill.data import video_io
+from vidistill.eval import evaluators
 from vidistill.eval.evaluators import common, inputs
 from vidistill.eval.evaluators import retrieval
 
@@ -63,22 +64,22 @@ def test_from_config_checks_every_entry_before_running(world):
   paths, root = world
   good = dict(kind="retrieval", **_msrvtt(paths, root))
   with pytest.raises(ConfigError, match=r"config.evals.b.kind='retreival' is not an evaluator"):
-    common.from_config(_suite({"a": good, "b": {**good, "kind": "retreival"}}))
+    evaluators.from_config(_suite({"a": good, "b": {**good, "kind": "retreival"}}))
   with pytest.raises(ConfigError, match=r"config.evals.a.reader='msrvt' is not an annotation"):
-    common.from_config(_suite({"a": {**good, "reader": "msrvt"}}))
+    evaluators.from_config(_suite({"a": {**good, "reader": "msrvt"}}))
   missing = os.path.join(root, "nope.json")
   with pytest.raises(common.EvalDataError, match=f"config.evals.a.annotations: no such file "
                      f"'{missing}'"):
-    common.from_config(_suite({"a": {**good, "annotations": missing}}))
+    evaluators.from_config(_suite({"a": {**good, "annotations": missing}}))
   with pytest.raises(common.EvalDataError, match="video_root: no such folder"):
-    common.from_config(_suite({"a": {**good, "video_root": missing}}))
+    evaluators.from_config(_suite({"a": {**good, "video_root": missing}}))
   with pytest.raises(ConfigError, match=r"--only names \['c'\]"):
-    common.from_config(_suite({"a": good}), only=["c"])
+    evaluators.from_config(_suite({"a": good}), only=["c"])
   with pytest.raises(ConfigError, match="config.evals is empty"):
-    common.from_config(_suite({}))
-  built = common.from_config(_suite({"z": good, "a": {**good, "captions": "first"}}))
+    evaluators.from_config(_suite({}))
+  built = evaluators.from_config(_suite({"z": good, "a": {**good, "captions": "first"}}))
   assert [e.name for e in built] == ["z", "a"]  # The entries' order, not sorted.
-  assert [e.name for e in common.from_config(_suite({"z": good, "a": good}), only=["a"])] == ["a"]
+  assert [e.name for e in evaluators.from_config(_suite({"z": good, "a": good}), only=["a"])] == ["a"]
 
 
 def test_wrong_model_kind_is_named(world):

@@ -34,8 +34,7 @@ from typing import Any, Iterable, Mapping
 from vidistill import fs
 from vidistill.data import caption_rows
 # The layout and the done records are read by the captions' consumers too (data/caption_output.py).
-from vidistill.data.caption_output import (CAPTIONS, DONE, FAILURES, done_path, done_records,
-                                           read_done, unit_name)
+from vidistill.data.caption_output import CAPTIONS, DONE, FAILURES, done_path, unit_name
 
 def captions_path(output_dir: str, index: int, fmt: str) -> str:
   return os.path.join(output_dir, CAPTIONS, unit_name(index) + caption_rows.EXTENSIONS[fmt])

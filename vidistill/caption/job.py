@@ -36,7 +36,7 @@ from vidistill.caption import units as units_lib
 from vidistill.caption.captioner import Captioner, count_tokens
 from vidistill.caption.manifest import Entry, Manifest, load_manifest
 from vidistill.config_args import ConfigError, check_choice, check_positive
-from vidistill.data import caption_rows, prefetch
+from vidistill.data import caption_output, caption_rows, prefetch
 
 
 class CaptionerError(RuntimeError):
@@ -133,7 +133,7 @@ def run_job(config: ml_collections.ConfigDict, captioner: Captioner, input_spec:
   units_lib.write_or_check_plan(output_dir, manifest, units, config.unit_size,
                                 job_settings(config, captioner))
   mine = units_lib.assign(units, process_index, process_count)
-  done = {u.index for u in mine if commit.read_done(output_dir, u.index) is not None}
+  done = {u.index for u in mine if caption_output.read_done(output_dir, u.index) is not None}
   pending = [u for u in mine if u.index not in done]
   skipped = [u for u in mine if u.index in done]
   commit.remove_stale_temps(output_dir, [u.index for u in pending])

@@ -45,8 +45,8 @@ def run_suite(config: ml_collections.ConfigDict, model: Any, workdir: str, *, ch
   """
   # pylint: disable=g-import-not-at-top
   from vidistill.eval import report
-  from vidistill.eval.evaluators import common
-  evaluators = common.from_config(config, output_dir=workdir, only=only)
+  from vidistill.eval import evaluators as evaluators_lib
+  evaluators = evaluators_lib.from_config(config, output_dir=workdir, only=only)
   started = report.now()
   results: dict[str, dict[str, Any]] = {}
   info: dict[str, dict[str, Any]] = {}
@@ -78,6 +78,7 @@ def run_suite(config: ml_collections.ConfigDict, model: Any, workdir: str, *, ch
 def main(argv: Sequence[str]) -> None:
   """Loads the model through the seam and runs the suite; one-line errors for bad input."""
   # pylint: disable=g-import-not-at-top
+  from vidistill.eval import evaluators as evaluators_lib
   from vidistill.eval.evaluators import common
   from vidistill.data.records import AnnotationError
   from vidistill.data.video_io import VideoError
@@ -89,7 +90,7 @@ def main(argv: Sequence[str]) -> None:
     raise flags_lib.UsageError("--checkpoint is required: the directory of the model to evaluate")
   try:
     # Built first: a mistake in the suite config fails before the model is loaded.
-    common.from_config(config, only=flags.FLAGS.only)
+    evaluators_lib.from_config(config, only=flags.FLAGS.only)
     model = common.load_model(config, flags.FLAGS.checkpoint)
     run_suite(config, model, workdir, checkpoint=flags.FLAGS.checkpoint, only=flags.FLAGS.only)
   except (ConfigError, common.EvalDataError, AnnotationError, VideoError,

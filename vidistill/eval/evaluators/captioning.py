@@ -11,7 +11,7 @@ import dataclasses
 from typing import Iterator
 
 from vidistill.data.annotations import record_id
-from vidistill.eval.evaluators import common, inputs
+from vidistill.eval.evaluators import base, common, inputs
 from vidistill.eval.metrics import captioning as caption_metrics
 
 
@@ -21,7 +21,7 @@ class CaptioningOptions(common.DataOptions):
   tokenize: bool = True                 # coco-caption's PTB tokenisation before scoring.
 
 
-class CaptioningEvaluator(common.Evaluator):
+class CaptioningEvaluator(base.Evaluator):
   """Yields BLEU-1..BLEU-4, ROUGE-L, CIDEr-D, num_videos (and num_failed after skips)."""
   kind = "captioning"
   options_class = CaptioningOptions

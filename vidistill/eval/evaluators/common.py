@@ -5,10 +5,8 @@ An evaluator is one entry of a suite config's `evals` (big_vision evaluators/com
     config.evals.msrvtt_1ka = dict(kind="retrieval", reader="msrvtt_1ka", annotations=...,
                                    video_root=..., captions="first", ...)
 
-`from_config` turns each entry into an evaluator object: it checks the kind, the options and that
-the files exist (cheap, so a typo fails before any model runs), but reads annotations and decodes
-videos only when `run(model)` is called, which yields `(metric name, value)` pairs. The kinds are
-one explicit table (`evaluator_kinds`), imported when a suite is built.
+`evaluators.from_config` (the package's __init__, which holds the table of kinds) turns each entry
+into an evaluator object (base.py); options are parsed and checked here.
 
 Models are reached through two small protocols, so evaluators are tested with deterministic fakes
 and the real models plug in through one seam, `load_model(config, checkpoint_dir)`.
@@ -19,7 +17,7 @@ import dataclasses
 import functools
 import json
 import os
-from typing import Any, Callable, ClassVar, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -28,8 +26,7 @@ import numpy as np
 
 from vidistill import fs
 from vidistill.config_args import ConfigError
-from vidistill.data.annotations import DEFAULT_EXTENSIONS, record_id
-from vidistill.data.records import VideoRecord
+from vidistill.data.annotations import DEFAULT_EXTENSIONS
 
 
 class EvalDataError(ValueError):
@@ -223,103 +220,6 @@ def _same_kind(value: Any, default: Any) -> bool:
   if isinstance(default, float):
     return isinstance(value, (int, float))
   return isinstance(value, type(default))
-
-
-# ------------------------------------------------------------------------------------------------
-# Evaluators and their construction from a config.
-
-class Evaluator:
-  """Base of the evaluator kinds: holds the entry's name, options and the suite settings.
-
-  Subclasses set `kind`, `options_class` and `model_protocol` and implement `run(model)`, which
-  yields `(metric name, value)`. `output_dir`, when given, receives files for people to read
-  (predictions); metrics go through `run` only.
-  """
-  kind: ClassVar[str]
-  options_class: ClassVar[type] = DataOptions
-  model_protocol: ClassVar[type]
-
-  def __init__(self, name: str, options: DataOptions, settings: Settings,
-               output_dir: str | None = None):
-    self.name, self.options, self.settings, self.output_dir = name, options, settings, output_dir
-    self.where = f"config.evals.{name}"
-    check_batch_size(settings, self.batch_size, f"{self.where}.batch_size")
-
-  @property
-  def batch_size(self) -> int:
-    return self.options.batch_size or self.settings.batch_size
-
-  def check_model(self, model: Any) -> None:
-    if not isinstance(model, self.model_protocol):
-      methods = sorted(m for m in vars(self.model_protocol) if not m.startswith("_"))
-      raise ConfigError(
-          f"evaluator {self.name!r} (kind {self.kind!r}) needs a {self.model_protocol.__name__} "
-          f"with {methods}; the loaded model {type(model).__name__} lacks them (check "
-          "config.model.kind)")
-
-  def check_choice(self, key: str, choices: Sequence[Any]) -> None:
-    value = getattr(self.options, key)
-    if value not in choices:
-      raise ConfigError(f"{self.where}.{key}={value!r} is not one of {tuple(choices)}")
-
-  def load(self, model: Any, field: str | None = None, need: str = "") -> list[VideoRecord]:
-    """Checks the model, reads the records and, with `field`, that each record has it set.
-
-    `need` ends the error message: what the evaluator needs the field for.
-    """
-    from vidistill.eval.evaluators import inputs  # pylint: disable=g-import-not-at-top
-    self.check_model(model)
-    records = inputs.load_records(self.options, self.where)
-    for record in records if field else ():
-      if not getattr(record, field):
-        raise EvalDataError(f"{self.where}: record {record_id(record)!r} of "
-                            f"{self.options.annotations!r} has no {field}; {need}")
-    return records
-
-  def run(self, model: Any) -> Iterator[tuple[str, float]]:
-    raise NotImplementedError
-
-
-def evaluator_kinds() -> dict[str, type]:
-  """The one table of evaluator kinds (imported here, not at module import: no cycle)."""
-  # pylint: disable=g-import-not-at-top
-  from vidistill.eval.evaluators import captioning, qa, retrieval, zero_shot
-  return {"retrieval": retrieval.RetrievalEvaluator, "captioning": captioning.CaptioningEvaluator,
-          "qa": qa.QAEvaluator, "zero_shot": zero_shot.ZeroShotEvaluator}
-
-
-def from_config(config: ml_collections.ConfigDict, *, output_dir: str | None = None,
-                only: Sequence[str] = (), settings: Settings | None = None,
-                check_files: bool = True) -> list[Evaluator]:
-  """The evaluators of `config.evals` (all, or those named in `only`), in the entries' order.
-
-  Checks every entry (kind, options and, with `check_files`, that its files exist) before
-  returning, so a mistake in the last entry fails before the first one runs.
-  """
-  from vidistill.eval.evaluators import inputs  # pylint: disable=g-import-not-at-top
-  entries = config.evals
-  if not entries:
-    raise ConfigError("config.evals is empty: a suite needs at least one evaluator entry")
-  unknown = sorted(set(only) - set(entries))
-  if unknown:
-    raise ConfigError(f"--only names {unknown}, which are not in config.evals {list(entries)}")
-  settings = settings or settings_from_config(config)
-  kinds = evaluator_kinds()
-  evaluators = []
-  for name, entry in entries.items():
-    if only and name not in only:
-      continue
-    kind = entry.get("kind") if hasattr(entry, "get") else None
-    if kind not in kinds:
-      raise ConfigError(f"config.evals.{name}.kind={kind!r} is not an evaluator kind; expected "
-                        f"one of {sorted(kinds)}")
-    cls = kinds[kind]
-    options = parse_options(cls.options_class, entry, f"config.evals.{name}")
-    evaluator = cls(name, options, settings,
-                    os.path.join(output_dir, name) if output_dir else None)
-    inputs.check_data(options, evaluator.where, files=check_files)
-    evaluators.append(evaluator)
-  return evaluators
 
 
 # ------------------------------------------------------------------------------------------------

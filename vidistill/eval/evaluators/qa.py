@@ -20,7 +20,7 @@ import numpy as np
 from vidistill.config_args import ConfigError
 from vidistill.data.annotations import record_id
 from vidistill.data.records import VideoRecord
-from vidistill.eval.evaluators import common, inputs
+from vidistill.eval.evaluators import base, common, inputs
 from vidistill.eval.metrics import qa as qa_metrics
 
 MODES = ("open_ended", "multiple_choice")
@@ -47,7 +47,7 @@ class QAOptions(common.DataOptions):
                                         # "wrong" or "first" (lowest index, as argmax).
 
 
-class QAEvaluator(common.Evaluator):
+class QAEvaluator(base.Evaluator):
   """Yields accuracy, accuracy/<type> and accuracy/<group>, num_questions (and num_failed)."""
   kind = "qa"
   options_class = QAOptions

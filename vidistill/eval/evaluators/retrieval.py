@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from vidistill.config_args import ConfigError
-from vidistill.eval.evaluators import common, inputs
+from vidistill.eval.evaluators import base, common, inputs
 from vidistill.eval.metrics import retrieval as retrieval_metrics
 from vidistill.eval.metrics import similarity
 
@@ -31,7 +31,7 @@ class RetrievalOptions(common.DataOptions):
   query_chunk: int = 1024               # Queries per block.
 
 
-class RetrievalEvaluator(common.Evaluator):
+class RetrievalEvaluator(base.Evaluator):
   """Yields t2v/R@{1,5,10}, t2v/MdR, t2v/MnR, the same for v2t, num_videos, num_texts
   (and num_failed when on_error="skip" left videos out)."""
   kind = "retrieval"

@@ -17,7 +17,7 @@ import numpy as np
 
 from vidistill.config_args import ConfigError
 from vidistill.data.records import VideoRecord
-from vidistill.eval.evaluators import common, inputs
+from vidistill.eval.evaluators import base, common, inputs
 from vidistill.eval.metrics import classification
 from vidistill.eval.metrics import similarity
 
@@ -34,7 +34,7 @@ def _key(name: str) -> str:
   return " ".join(name.replace("_", " ").split()).lower()
 
 
-class ZeroShotEvaluator(common.Evaluator):
+class ZeroShotEvaluator(base.Evaluator):
   """Yields top1, top5 (one per k), num_videos, num_classes (and num_failed after skips)."""
   kind = "zero_shot"
   options_class = ZeroShotOptions
