@@ -15,6 +15,7 @@ cannot run here, `--dry_run` resolves it). Arguments: `seeds=` (repeats with see
 import ml_collections
 
 from vidistill import config_args
+from vidistill.train import stage_configs as sc
 
 _STAGES = ("text_pretrain", "image_pretrain", "visual_adaptation", "language_adaptation")
 
@@ -130,8 +131,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg.variant == "paper":
     c.paper = ml_collections.ConfigDict(dict(
         data="/data",                   # Root of the downloaded data sets (docs/datasets.md).
-        vit_import="/ckpt/pali3/vit_g14.npz",          # big_vision ViT-G/14 weights.
-        lm_import="/ckpt/ul2_3b/model.safetensors",    # UL2-3B (HF safetensors).
+        # What the VLM's first stage imports (configs/train: stage_configs.PAPER_IMPORTS).
+        vit_import=sc.PAPER_IMPORTS["vlm"]["import_vit"].partition(":")[2],  # ViT-G/14 npz.
+        lm_import=sc.PAPER_IMPORTS["vlm"]["import_lm"].partition(":")[2],    # UL2-3B (HF dir).
         stage1="smit/train_set.txt",                   # Spoken Moments in Time (visual adapt.).
         stage2="vidln/OVIS_train.jsonl",               # VidLN narratives (language adapt.).
         pool=("videocc/video_cc_public.csv", "internvid/InternVid-10M-FLT.jsonl"),

@@ -169,6 +169,21 @@ def test_npz_dual_encoder_round_trip(tmp_path, dual, scan):
   np.testing.assert_allclose(np.asarray(out, np.float64), want, rtol=1e-4, atol=1e-5)
 
 
+def test_npz_import_into_boxed_init_params(tmp_path, dual):
+  """The template the docs show, `vit.init(...)["params"]` straight from flax: its leaves are
+  boxed (LogicallyPartitioned) and must be read through."""
+  model, video, _, _, rand = dual
+  path = str(tmp_path / "siglip.npz")
+  _write_big_vision_npz(path, rand["img"], rand["txt"])
+  frames = video.reshape(-1, SIZE, SIZE, 3)
+  boxed = model.img.init(jax.random.key(1), frames)["params"]
+  assert any(hasattr(x, "unbox") for x in jax.tree.leaves(
+      boxed, is_leaf=lambda x: hasattr(x, "unbox")))
+  img = siglip.from_big_vision_npz(path, boxed, root="img")
+  for key, value in siglip.flatten(rand["img"]).items():
+    np.testing.assert_array_equal(siglip.flatten(img)[key], value, err_msg=key)
+
+
 def test_npz_mismatches_name_every_key(tmp_path, dual):
   _, _, _, template, rand = dual
   img = dict(rand["img"])

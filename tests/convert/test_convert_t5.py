@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import sys
 
 import flax
 import jax
@@ -16,6 +17,9 @@ from safetensors.torch import save_file  # noqa: E402
 
 from vidistill.convert import t5 as convert  # noqa: E402
 from vidistill.models import t5  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+import checkpoint_writers as writers  # noqa: E402
 
 
 def _hf_model(feed_forward_proj, tie, seed=0, **kw):
@@ -160,48 +164,13 @@ def test_bfloat16_safetensors_and_mismatch_errors(tmp_path):
 
 # ----------------------------------------------------------------------------- T5X
 
-def _write_t5x(directory, params, step, dtype="float32"):
-  """Writes a checkpoint the way t5x/checkpoints.py does: one zarr array per parameter named
-  `target.<path with dots>` (attention kernels with heads and kv joined), a msgpack index
-  {"version": 3, "optimizer": {"target": ..., "state": ...}} holding tensorstore specs with
-  relative paths, and small unpartitioned arrays inline."""
-  import tensorstore as ts
-  ckpt = os.path.join(directory, f"checkpoint_{step}")
-  os.makedirs(ckpt)
-  target = {}
-  for path, value in flax.traverse_util.flatten_dict(params, sep="/").items():
-    value = np.asarray(value)
-    if path.endswith(("query/kernel", "key/kernel", "value/kernel")):
-      value = value.reshape(value.shape[0], -1)
-    elif path.endswith("out/kernel"):
-      value = value.reshape(-1, value.shape[-1])
-    if path.endswith("scale"):  # t5x keeps unpartitioned params in the msgpack itself
-      target[path] = value
-      continue
-    name = "target." + path.replace("/", ".")
-    spec = {"driver": "zarr", "dtype": dtype, "kvstore": {"driver": "file", "path": name},
-            "metadata": {"compressor": {"id": "gzip"}, "shape": list(value.shape),
-                         "chunks": list(value.shape)}}
-    absolute = json.loads(json.dumps(spec))
-    absolute["kvstore"]["path"] = os.path.join(ckpt, name)
-    store = ts.open(absolute, create=True, open=True).result()
-    store.write(value.astype(ml_dtypes.bfloat16 if dtype == "bfloat16" else value.dtype)).result()
-    target[path] = spec
-  contents = {"version": 3, "optimizer": {
-      "target": flax.traverse_util.unflatten_dict(target, sep="/"),
-      "state": {"step": np.int32(step), "param_states": {"encoder": None}}}}
-  with open(os.path.join(ckpt, "checkpoint"), "wb") as f:
-    f.write(flax.serialization.msgpack_serialize(contents))
-  return ckpt
-
-
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_t5x_checkpoint_import(tmp_path, dtype):
   hf = _hf_model("relu", True, seed=2)
   _save(hf, str(tmp_path / "hf"), True)
   config, params = convert.load_hf(str(tmp_path / "hf"))
-  _write_t5x(str(tmp_path / "t5x"), params, step=100)
-  _write_t5x(str(tmp_path / "t5x"), params, step=250, dtype=dtype)
+  writers.write_t5x(str(tmp_path / "t5x"), params, step=100)
+  writers.write_t5x(str(tmp_path / "t5x"), params, step=250, dtype=dtype)
   loaded = convert.load_t5x(str(tmp_path / "t5x"), config)  # the latest step
   for (path, want), got in zip(flax.traverse_util.flatten_dict(params, sep="/").items(),
                                jax.tree.leaves(flax.traverse_util.flatten_dict(loaded, sep="/"))):
@@ -229,7 +198,7 @@ def test_t5x_errors(tmp_path):
   hf = _hf_model("relu", True, seed=3)
   _save(hf, str(tmp_path / "hf"), True)
   real_config, params = convert.load_hf(str(tmp_path / "hf"))
-  ckpt = _write_t5x(str(tmp_path / "t5x"), params, step=1)
+  ckpt = writers.write_t5x(str(tmp_path / "t5x"), params, step=1)
   with pytest.raises(convert.ConversionError) as err:
     convert.load_t5x(ckpt, dataclasses.replace(real_config, mlp_dim=30))
   message = str(err.value)

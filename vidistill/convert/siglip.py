@@ -28,6 +28,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 from flax import traverse_util
+from flax.core import meta
 
 from vidistill.models import vit as vit_lib
 
@@ -49,7 +50,10 @@ class CheckpointMismatchError(ValueError):
 
 
 def flatten(tree: Mapping[str, Any]) -> dict[str, Any]:
-  return {k: v for k, v in traverse_util.flatten_dict(dict(tree), sep="/").items()}
+  """'/'-joined paths -> leaves; flax's boxed leaves (LogicallyPartitioned, as `model.init` returns
+  them) are unwrapped to the array or ShapeDtypeStruct they hold."""
+  flat = traverse_util.flatten_dict(dict(tree), sep="/")
+  return {k: v.value if isinstance(v, meta.AxisMetadata) else v for k, v in flat.items()}
 
 
 def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:

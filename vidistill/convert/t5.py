@@ -242,7 +242,11 @@ def _convert(stored: Mapping[str, np.ndarray], names: Mapping[str, str],
   problems = []
   flat = {}
   for ours, shape in expected.items():
-    name = names[ours]
+    name = names.get(ours)
+    if name is None:
+      problems.append(f"model parameter {ours} (shape {shape}) has no counterpart in the "
+                      "checkpoint's layout (its config describes a different model)")
+      continue
     if name not in stored:
       problems.append(f"missing key {name!r} (for {ours}, shape "
                       f"{_stored_shape(_kind(ours), shape, transpose)})")
@@ -255,7 +259,8 @@ def _convert(stored: Mapping[str, np.ndarray], names: Mapping[str, str],
                       f"(our {ours} {shape})")
       continue
     flat[ours] = np.asarray(_to_ours(np.asarray(stored[name]), kind, shape, transpose), dtype)
-  unexpected = sorted(set(stored) - set(names.values()) - ignored)
+  used = {names[k] for k in expected if k in names}
+  unexpected = sorted(set(stored) - used - ignored)
   problems += [f"unexpected key {k!r} (shape {tuple(stored[k].shape)})" for k in unexpected]
   if problems:
     raise ConversionError(f"{source} does not fit the T5 config; {len(problems)} problem(s):\n  "
@@ -369,3 +374,45 @@ def load_t5x(path: str, config: t5_lib.T5Config, *, step: int | None = None) -> 
   weights (it is in gin), so give the matching T5Config, e.g. `t5.decode_variant("t5_1_1_xl")`.
   `step`: which `checkpoint_<step>` of a model directory (default: the latest)."""
   return t5x_to_params(read_t5x_target(path, step), config, source=path)
+
+
+# ----------------------------------------------------------------------------- into a template
+
+def template_shapes(template: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+  """Flat path -> shape of a T5 parameter tree (arrays, ShapeDtypeStructs or boxed leaves)."""
+  return {k: tuple(v.shape) for k, v in _flatten(template)}
+
+
+def _template_dtype(template: Mapping[str, Any]) -> Any:
+  return next(iter(_flatten(template)))[1].dtype
+
+
+def from_hf(path: str, template: Mapping[str, Any]) -> dict[str, Any]:
+  """A Hugging Face T5/UL2 checkpoint -> params shaped like `template` (our T5's parameter tree,
+  e.g. a VLM's params["t5"]), in the template's dtype.
+
+  `path` is the model directory or its `model.safetensors` (config.json beside it). The layout
+  (layers, gating, tied head) is read from config.json; every parameter of the template must be in
+  the file with the same shape and every tensor of the file must be used, else ConversionError
+  names each key and both shapes.
+  """
+  directory = path if os.path.isdir(path) else os.path.dirname(path)
+  if not os.path.exists(os.path.join(directory, "config.json")):
+    raise ConversionError(f"{path}: no config.json beside the weights (a Hugging Face T5 "
+                          "checkpoint is a directory written by save_pretrained)")
+  tensors, hf_config = read_hf_checkpoint(directory)
+  config = config_from_hf(hf_config, tensors)
+  ignored = set(_HF_IGNORED)
+  if config.logits_via_embedding and "lm_head.weight" in tensors:
+    ignored.add("lm_head.weight")
+  return _convert(tensors, hf_names(config), template_shapes(template), True, ignored, path,
+                  _template_dtype(template))
+
+
+def from_t5x(path: str, template: Mapping[str, Any], *, step: int | None = None
+             ) -> dict[str, Any]:
+  """A T5X checkpoint (model dir, checkpoint_<step> dir or its `checkpoint` file) -> params shaped
+  like `template`, in its dtype; the template's names are T5X's, so it alone sets the layout."""
+  expected = template_shapes(template)
+  return _convert(read_t5x_target(path, step), {k: k for k in expected}, expected, False, set(),
+                  path, _template_dtype(template))

@@ -49,6 +49,13 @@ def build_dual_encoder(model: Mapping[str, Any], *, vocab_size: int, dtype: str 
 
 BUILDERS: dict[str, Callable[..., Any]] = {"vlm": build_vlm, "dual_encoder": build_dual_encoder}
 
+# Where `config.init.import_<role>` puts imported weights (vidistill/convert/imports.py): the
+# parameter subtree of each part of a model. The dual encoder's "lm" is its text tower.
+IMPORT_TARGETS: dict[str, dict[str, str]] = {
+    "vlm": {"vit": "video_encoder/image", "lm": "t5"},
+    "dual_encoder": {"vit": "img", "lm": "txt"},
+}
+
 
 def build(model: Mapping[str, Any], **kwargs: Any) -> Any:
   kind = model.get("kind")

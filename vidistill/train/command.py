@@ -42,7 +42,11 @@ def main(argv: Sequence[str]) -> None:
     return
   workdir = flags_lib.workdir_from_flags()
   multihost.initialize()
-  stage.train_stage(config, workdir)
+  from vidistill.convert import imports, siglip, t5  # pylint: disable=g-import-not-at-top
+  try:
+    stage.train_stage(config, workdir)
+  except (imports.ImportSpecError, siglip.CheckpointMismatchError, t5.ConversionError) as e:
+    raise flags_lib.UsageError(f"config.init import: {e}") from None
 
 
 def run(prog: str, argv: Sequence[str]) -> None:

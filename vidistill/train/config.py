@@ -55,6 +55,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.init.checkpoint = ""          # Workdir / checkpoints dir / step dir of an earlier stage.
   c.init.strict = True            # Every model param must come from the checkpoint.
   c.init.params_map = None        # [(regex_from, regex_to), ...]: load (and rename) a subtree.
+  # Imported weights (docs/checkpoints.md), used when there is no init.checkpoint: a spec is
+  # "FORMAT:PATH" or "PATH", FORMAT one of big_vision | siglip_hf | t5_hf | t5x.
+  c.init.import_vit = ""          # Into the model's vision encoder (a SigLIP / ViT checkpoint).
+  c.init.import_lm = ""           # Into its language model (T5 / UL2) or text tower.
+  c.init.imports = ()             # More: [(param subtree, spec), ...], e.g. (("t5", "t5x:/c"),).
 
   c.log_every = 50                # Steps between metric lines.
   c.checkpoint_every = 1000       # Steps between checkpoints (0: only the final one).
@@ -79,5 +84,10 @@ def validate(config: Any) -> None:
   for key in ("checkpoint_every", "keep_checkpoints", "eval_every"):
     if int(config.get(key, 0) or 0) < 0:
       raise ConfigError(f"config.{key}={config.get(key)} must be >= 0")
+  imports = [k for k in ("import_vit", "import_lm", "imports") if config.init.get(k)]
+  if imports and config.init.get("checkpoint"):
+    raise ConfigError(f"config.init.checkpoint={config.init.checkpoint!r} and config.init."
+                      f"{imports[0]}={config.init.get(imports[0])!r} are both set: a stage starts "
+                      "from an earlier stage's checkpoint or from imported weights, not both")
   if isinstance(config.frozen, str):
     raise ConfigError(f"config.frozen={config.frozen!r} must be a list of regexes, not a string")

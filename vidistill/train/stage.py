@@ -24,6 +24,7 @@ def train_stage(config, workdir: str):
       and not config.data.captions_dir:
     raise flags_lib.UsageError(f"caption source {config.caption_source!r} needs "
                                "--config.data.captions_dir=<the captioning job's --output>")
+  init_fn = import_init(config)
   vocab = stage_input.vocabulary(config.data)
   model = build_lib.build(config.model, vocab_size=vocab.vocab_size, dtype=config.dtype,
                           mesh=mesh_lib.make_mesh(dict(config.mesh)), vocab=vocab,
@@ -37,11 +38,31 @@ def train_stage(config, workdir: str):
   data = stage_input.data_fn(config.data, examples, batch_size=int(config.batch_size),
                              seed=int(config.seed), model_kind=config.model.kind)
   result = trainer.train(config, workdir, model, data,
-                         eval_hooks=eval_hooks(config, model, vocab, workdir))
+                         eval_hooks=eval_hooks(config, model, vocab, workdir),
+                         import_init=init_fn)
   last = result.history[-1][1] if result.history else {}
   logging.info("train: finished at step %d (%s)", result.step,
                ", ".join(f"{k}={v:.4g}" for k, v in sorted(last.items())))
   return result
+
+
+def import_init(config):
+  """`config.init.import_*` as the trainer's import_init (None when nothing is imported)."""
+  from vidistill.convert import imports  # pylint: disable=g-import-not-at-top
+  from vidistill.models import build as build_lib  # pylint: disable=g-import-not-at-top
+  entries = imports.entries_from_config(
+      config.init, build_lib.IMPORT_TARGETS.get(config.model.kind, {}))
+  if not entries:
+    return None
+  for _, spec in entries:  # a missing file or unknown format fails before any data is read
+    imports.parse_spec(spec)
+
+  def fn(params):
+    for root, spec in entries:
+      logging.info("train: importing %s into %s", spec, root or "the whole model")
+    return imports.merge(params, imports.import_params(entries, params))
+
+  return fn
 
 
 def eval_hooks(config, model, vocab, workdir: str) -> list:

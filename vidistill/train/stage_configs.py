@@ -30,6 +30,19 @@ _RUN = {
 }
 
 
+# Public checkpoints a paper-scale stage starts from when it has no `init=` (a previous stage):
+# PaLI-3's image encoder (a SigLIP ViT-G/14, big_vision npz) and UL2-3B (Hugging Face
+# safetensors) for the VLM; SigLIP So400m/14 (both towers, one big_vision npz) for the dual
+# encoder. docs/checkpoints.md says where to get them; `vidistill pipeline --dry_run` checks that
+# they exist.
+PAPER_IMPORTS = {
+    "vlm": dict(import_vit="big_vision:/ckpt/pali3/vit_g14.npz",
+                import_lm="t5_hf:/ckpt/ul2_3b"),
+    "dual_encoder": dict(import_vit="big_vision:/ckpt/siglip/so400m14_224.npz",
+                         import_lm="big_vision:/ckpt/siglip/so400m14_224.npz"),
+}
+
+
 def parse_stage_arg(stage: str, arg: str | None, **extra: Any) -> ml_collections.ConfigDict:
   """`variant[,world=DIR][,init=DIR][,steps=N][,seed=N][,batch=B]` (+ the stage's `extra`)."""
   parsed = config_args.parse_arg(arg, variant="default", world="", init="", steps=0, seed=0,
@@ -114,6 +127,8 @@ def stage_config(arg: ml_collections.ConfigDict, *, stage: str, model: ml_collec
                                         #   "configs/eval/retrieval.py:tiny,data=<world>"; "" = none.
   c.init.checkpoint = arg.init          # The previous stage's workdir ("" for the first stage).
   c.init.strict = True
+  if arg.variant == "paper" and not arg.init:
+    c.init.update(PAPER_IMPORTS[model.kind])
   c.model = model
 
   d = ml_collections.ConfigDict()

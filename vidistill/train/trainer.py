@@ -106,7 +106,8 @@ def train(config: Any, workdir: str, model: Any, data: DataFn, *,
       rows of each global batch (dict of numpy arrays, leading dim batch_size / process_count),
       e.g. `functools.partial(input.batches, task, batch_size=..., seq_lengths=..., seed=...)`.
     eval_hooks: `(step, params) -> {name: scalar}`, run every `eval_every` steps and at the end.
-    import_init: `(initialised params) -> params` (resume option 3), e.g. a weight converter.
+    import_init: `(initialised params) -> params` (resume option 3), e.g. a weight converter:
+      host (numpy) leaves are placed onto their shards, jax.Array leaves kept as initialised.
     writer: a clu MetricWriter; default TensorBoard + console (console only on other processes).
   """
   config_lib.validate(config)
@@ -323,10 +324,19 @@ def _initial_state(config: Any, setup: _Setup, ckpts: ckpt_lib.Checkpoints,
   if import_init is not None:
     params = import_init(state.params)
     _check_same_tree(params, setup.abstract_state.params)
-    params = jax.tree.map(lambda x, s: jax.device_put(np.asarray(x, np.float32), s),
+    # Host arrays (the imported leaves) go straight to their shards: each device receives its
+    # slice only, and nothing holds a second full copy. Leaves kept from the init stay put.
+    params = jax.tree.map(lambda x, s: x if isinstance(x, jax.Array) else _place(x, s),
                           params, setup.param_shardings)
     return state.replace(params=params), "import"
   return state, "scratch"
+
+
+def _place(value: Any, sharding: NamedSharding) -> jax.Array:
+  value = np.asarray(value)
+  if value.dtype != np.float32:  # master weights are float32 (a bf16 checkpoint is upcast)
+    value = value.astype(np.float32)
+  return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
 
 
 def _progress(config: Any, model: Any, compiled: Any, example: Mapping[str, np.ndarray],
