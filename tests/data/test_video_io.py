@@ -245,6 +245,27 @@ def test_variable_frame_rate_uses_timestamps(tmp_path):
     assert tuple(_indices(video_io.read_video(path, 3))) in expected
 
 
+@pytest.mark.parametrize("name,codec", [("vfr.webm", "libvpx-vp9"), ("vfr.mkv", "libx264"),
+                                        ("vfr.mp4", "libx264")])
+def test_num_frames_is_exact_without_a_stored_count(tmp_path, name, codec):
+  """Matroska / WebM store no frame count, and at a variable rate duration x fps is far off
+  (12 frames over 2.9 s at a nominal 8 fps reads as ~24): the count comes from demuxing."""
+  times_ms = [0, 40, 80, 500, 540, 1000, 1500, 1520, 1540, 1560, 2000, 2900]
+  path = _write_raw(tmp_path / name, _index_frames(len(times_ms)), times_ms=times_ms, codec=codec,
+                    options={} if codec.startswith("libvpx") else {"crf": "10"})
+  with av.open(path) as container:  # The premise: the estimate really is wrong here.
+    stream = container.streams.video[0]
+    stored = stream.frames
+    estimate = (float(stream.average_rate or stream.guessed_rate) *
+                video_io.video_info(path)["duration"])
+  assert abs(estimate - len(times_ms)) >= 3 or stored == len(times_ms)
+  info = video_io.video_info(path)
+  assert info["num_frames"] == len(times_ms)
+  # A sampler asked for more frames than exist never reads past the last one.
+  indices = _indices(video_io.read_video(path, 30))
+  assert max(indices) == len(times_ms) - 1 and len(indices) == 30
+
+
 def test_resize_crop_and_pad(tmp_path):
   frames = np.zeros((2, 32, 64, 3), np.uint8)
   frames[:, :, :16] = (200, 30, 30)

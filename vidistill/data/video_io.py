@@ -445,15 +445,19 @@ def _decode(container: av.container.InputContainer, stream: av.VideoStream, want
 def video_info(path: PathOrFile) -> dict[str, float | int | str]:
   """Container facts without decoding more than one frame.
 
-  Returns {"duration": s, "fps": float, "num_frames": int (exact when the container indexes
-  frames, else duration * fps), "width", "height": as displayed (after rotation), "codec": FFmpeg
-  decoder name, "rotation": counter-clockwise degrees of the display matrix}.
+  Returns {"duration": s, "fps": float, "num_frames": int, "width", "height": as displayed
+  (after rotation), "codec": FFmpeg decoder name, "rotation": counter-clockwise degrees of the
+  display matrix}. `num_frames` is exact: the container's frame count where it stores one (mp4),
+  else the video packets counted by demuxing the whole file (Matroska / WebM store none, and
+  duration x fps is wrong for variable frame rates); no frame is decoded for it.
   """
   name = _name(path)
   with _open_video(path) as (container, stream):
     fps = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0)
     duration = _metadata_duration(container, stream)
-    pts, _, end = _frame_times(container, stream, 0.0, math.inf if duration is None else 0.0)
+    stored = int(stream.frames or 0)
+    whole = duration is None or not stored
+    pts, _, end = _frame_times(container, stream, 0.0, math.inf if whole else 0.0)
     if not pts.size:
       raise EmptyVideoError(name, "the video stream holds no frames")
     duration = end if duration is None else duration
@@ -465,6 +469,6 @@ def video_info(path: PathOrFile) -> dict[str, float | int | str]:
     transpose = _orientation(matrix)[0]
     width, height = (frame.height, frame.width) if transpose else (frame.width, frame.height)
     return {"duration": duration, "fps": fps,
-            "num_frames": stream.frames or int(round(duration * fps)),
+            "num_frames": stored or int(pts.size),
             "width": width, "height": height, "codec": stream.codec_context.name,
             "rotation": _rotation_degrees(matrix)}
