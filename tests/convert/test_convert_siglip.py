@@ -61,9 +61,11 @@ def hf_vision(tmp_path_factory):
   return path, pixels, out.last_hidden_state.numpy(), out.pooler_output.numpy()
 
 
-def test_hf_vision_import_matches_transformers(hf_vision):
+@pytest.mark.parametrize("scan", [False, True])
+def test_hf_vision_import_matches_transformers(hf_vision, scan):
+  """Also into a scanned ViT: the importer stacks the blocks into `encoderblock/...`."""
   path, pixels, hidden, pooled = hf_vision
-  model = _vit(pool_type="map")
+  model = _vit(pool_type="map", scan=scan)
   params = siglip.from_hf_safetensors(path, _template(model, pixels))
   out, aux = jax.jit(model.apply)({"params": params}, pixels)
   assert _rel_err(aux["encoded"], hidden) <= 1e-4

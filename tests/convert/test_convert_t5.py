@@ -80,12 +80,14 @@ def test_hf_import_matches_transformers(tmp_path, proj, tie):
   with torch.no_grad():
     out = hf(input_ids=torch.tensor(enc), attention_mask=torch.tensor(enc != 0),
              decoder_input_ids=torch.tensor(dec))
-  model = t5.T5(config)
-  encoded, mask = model.apply({"params": params}, enc.astype(np.int32), method=t5.T5.encode)
-  logits = model.apply({"params": params}, encoded, mask, dec.astype(np.int32),
-                       method=t5.T5.decode)
-  assert _rel_err(encoded, out.encoder_last_hidden_state.numpy()) <= 1e-4
-  assert _rel_err(logits, out.logits.numpy()) <= 1e-4
+  scanned_config, scanned = convert.load_hf(str(tmp_path), scan_layers=True)
+  assert scanned["encoder"]["layers"]["mlp"]["wo"]["kernel"].shape[0] == 2  # [layers, mlp, embed]
+  for cfg, p in ((config, params), (scanned_config, scanned)):
+    model = t5.T5(cfg)
+    encoded, mask = model.apply({"params": p}, enc.astype(np.int32), method=t5.T5.encode)
+    logits = model.apply({"params": p}, encoded, mask, dec.astype(np.int32), method=t5.T5.decode)
+    assert _rel_err(encoded, out.encoder_last_hidden_state.numpy()) <= 1e-4
+    assert _rel_err(logits, out.logits.numpy()) <= 1e-4
 
 
 def test_relative_position_buckets_match_transformers():

@@ -58,7 +58,7 @@ def test_forward_matches_numpy_reference(pool, head):
 @pytest.mark.slow  # ~5 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_remat_changes_nothing_numerically():
   x = np.random.default_rng(0).standard_normal((2, 4, 32)).astype(np.float32)
-  plain, remat = vit.Encoder(1, 64, 2), vit.Encoder(1, 64, 2, remat=True)
+  plain, remat = vit.Encoder(1, 64, 2), vit.Encoder(1, 64, 2, remat_policy="full")
   params = ref.random_params(plain, x)
 
   def loss(model, p):

@@ -8,7 +8,7 @@ usually under "params/" ("params/img/Transformer/encoderblock_0/MlpBlock_0/Dense
 "params/txt/Embed_0/embedding", "params/t", "params/b"); bfloat16 arrays are stored as 2-byte
 void and viewed back. Checkpoints from `scan=True` models hold one stacked
 "Transformer/encoderblock/..." entry per parameter ([depth, ...]); it is split into
-`encoderblock_{i}`.
+`encoderblock_{i}`, and stacked again when the template is a scanned model (`scan=True`).
 
 Hugging Face (`SiglipVisionModel` / `SiglipModel.save_pretrained`): torch Linear weights are
 [out, in] (transposed here), q/k/v/out projections are flat [D, D] (reshaped to heads), the MAP
@@ -30,6 +30,7 @@ import numpy as np
 from flax import traverse_util
 from flax.core import meta
 
+from vidistill.models import layer_stack
 from vidistill.models import vit as vit_lib
 
 Flat = dict[str, np.ndarray]
@@ -111,6 +112,8 @@ def match_to_template(flat: Flat, template: Mapping[str, Any], *, source: str,
   `resample_posemb`, a ViT "pos_embedding" whose square grid differs is bilinearly resized.
   """
   want = flatten(template)
+  if any(re.search(r"(^|/)encoderblock/", k) for k in want):  # a scanned model
+    flat = flatten(layer_stack.stack_layers(unflatten(flat), "encoderblock"))
   allow_missing = [re.compile(p) for p in allow_missing]
   ignore = [re.compile(p) for p in ignore_unexpected]
   missing, unexpected, shapes, out = [], [], [], {}
@@ -307,6 +310,8 @@ def _heads(template: Mapping[str, Any], root: str) -> int | None:
   for key, value in flatten(template).items():
     if re.search(rf"(^|/){root}encoderblock_0/MultiHeadDotProductAttention_0/query/kernel$", key):
       return int(value.shape[1])
+    if re.search(rf"(^|/){root}encoderblock/MultiHeadDotProductAttention_0/query/kernel$", key):
+      return int(value.shape[2])  # scanned: [depth, D, heads, head_dim]
   return None
 
 

@@ -12,6 +12,7 @@ key) is collected and raised as one ConversionError naming each key and both sha
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import struct
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 
+from vidistill.models import layer_stack
 from vidistill.models import t5 as t5_lib
 
 
@@ -277,8 +279,14 @@ def hf_to_params(tensors: Mapping[str, np.ndarray], config: t5_lib.T5Config, *,
       raise ConversionError(f"{source}: lm_head.weight differs from shared.weight but the config "
                             "ties them (logits_via_embedding=True); set it False to keep the head")
     ignored.add("lm_head.weight")
-  return _convert(tensors, hf_names(config), expected_shapes(config), True, ignored, source,
-                  config.param_dtype)
+  unrolled = dataclasses.replace(config, scan_layers=False)
+  return _layout(_convert(tensors, hf_names(unrolled), expected_shapes(unrolled), True, ignored,
+                          source, config.param_dtype), config)
+
+
+def _layout(params: dict[str, Any], config: t5_lib.T5Config) -> dict[str, Any]:
+  """Checkpoints name layers one by one; a scanned model stacks them (`layers/...`)."""
+  return layer_stack.stack_layers(params, "layers") if config.scan_layers else params
 
 
 def load_hf(path: str, **overrides: Any) -> tuple[t5_lib.T5Config, dict[str, Any]]:
@@ -364,9 +372,9 @@ def t5x_to_params(target: Mapping[str, np.ndarray], config: t5_lib.T5Config, *,
                   source: str = "T5X checkpoint") -> dict[str, Any]:
   """Flat T5X target -> our nested params (`config.param_dtype`): same names, attention kernels
   un-joined."""
-  expected = expected_shapes(config)
-  return _convert(target, {k: k for k in expected}, expected, False, set(), source,
-                  config.param_dtype)
+  expected = expected_shapes(dataclasses.replace(config, scan_layers=False))
+  return _layout(_convert(target, {k: k for k in expected}, expected, False, set(), source,
+                          config.param_dtype), config)
 
 
 def load_t5x(path: str, config: t5_lib.T5Config, *, step: int | None = None) -> dict[str, Any]:

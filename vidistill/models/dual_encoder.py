@@ -58,7 +58,8 @@ class TextTransformer(nn.Module):
   mask_padding: bool = True
   head_dim: int | None = None
   dropout: float = 0.0
-  remat: bool = False
+  remat_policy: str = "none"  # layer_stack.REMAT_POLICIES: none | full | dots
+  scan: bool = False  # nn.scan over the blocks (parameters `Encoder_0/encoderblock/...`)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -83,8 +84,8 @@ class TextTransformer(nn.Module):
     x = x + posemb[:, :length].astype(x.dtype)
     x = nn.Dropout(rate=self.dropout)(x, not train)
     mask = (tokens != self.pad_id) if self.mask_padding else jnp.ones_like(tokens, bool)
-    x, enc = vit_lib.Encoder(dims.depth, dims.mlp_dim, dims.num_heads, self.dropout, self.remat,
-                             **kw, name="Encoder_0")(
+    x, enc = vit_lib.Encoder(dims.depth, dims.mlp_dim, dims.num_heads, self.dropout,
+                             self.remat_policy, scan=self.scan, **kw, name="Encoder_0")(
                                  x, mask if self.mask_padding else None, deterministic=not train)
     aux: dict[str, Any] = {"transformed": x, "pre_ln": enc["pre_ln"], "mask": mask}
     if self.pool_type == "first":

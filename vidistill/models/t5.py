@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from vidistill.config_args import ConfigError
+from vidistill.models import layer_stack
 from vidistill.models import t5_layers as layers
 from vidistill.models.layers import constrain, partitioned
 
@@ -33,11 +34,7 @@ PAD_ID = 0
 EOS_ID = 1
 START_ID = 0  # T5 starts decoding from the pad id
 
-REMAT_POLICIES = {
-    "none": None,
-    "full": jax.checkpoint_policies.nothing_saveable,  # recompute the whole layer
-    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,  # keep matmul outputs
-}
+REMAT_POLICIES = layer_stack.REMAT_POLICIES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +61,9 @@ class T5Config:
   dtype: Any = jnp.float32  # compute dtype
   param_dtype: Any = jnp.float32
   remat_policy: str = "none"  # one of REMAT_POLICIES: rematerialise each layer in the backward
+  # nn.scan over the layers: parameters `encoder/layers/...`, `decoder/layers/...` with a leading
+  # layer axis (t5x's scanned layout; layer_stack.stack_layers converts), compiled once.
+  scan_layers: bool = False
 
   def __post_init__(self):
     object.__setattr__(self, "dtype", jnp.dtype(self.dtype))
@@ -138,13 +138,6 @@ def decode_variant(variant: str, **overrides: Any) -> T5Config:
   return T5Config(**{**SIZES[name], **overrides})
 
 
-def _layer_class(cls: type[nn.Module], policy: str, deterministic_argnum: int) -> Any:
-  if policy == "none":
-    return cls
-  # `self` is argument 0 for flax's lifted remat; `deterministic` must be static.
-  return nn.remat(cls, policy=REMAT_POLICIES[policy], static_argnums=(deterministic_argnum,))
-
-
 def shift_right(tokens: Array, start_id: int = START_ID) -> Array:
   """Teacher-forcing decoder inputs: `[B, L]` targets -> `[start, t_0, ..., t_{L-2}]`."""
   start = jnp.full(tokens.shape[:-1] + (1,), start_id, tokens.dtype)
@@ -165,9 +158,16 @@ class Encoder(nn.Module):
     bias = relpos(jnp.arange(length), jnp.arange(length))
     key_mask = mask[:, None, None, :]
     x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
-    layer_cls = _layer_class(layers.EncoderLayer, cfg.remat_policy, 4)
-    for i in range(cfg.num_encoder_layers):
-      x = layer_cls(cfg, name=f"layers_{i}")(x, key_mask, bias, deterministic)
+    # `self` is argument 0 for flax's lifted remat; `deterministic` (4) must be static.
+    if cfg.scan_layers:
+      stack = layer_stack.scanned(layer_stack.as_carry(layers.EncoderLayer),
+                                  cfg.num_encoder_layers, cfg.remat_policy,
+                                  in_axes=(nn.broadcast,) * 3, static_argnums=(4,))
+      x, _ = stack(cfg, name="layers")(x, key_mask, bias, deterministic)
+    else:
+      layer_cls = layer_stack.remat(layers.EncoderLayer, cfg.remat_policy, static_argnums=(4,))
+      for i in range(cfg.num_encoder_layers):
+        x = layer_cls(cfg, name=f"layers_{i}")(x, key_mask, bias, deterministic)
     x = layers.RMSNorm(cfg.layer_norm_epsilon, cfg.dtype, cfg.param_dtype, name="encoder_norm")(x)
     return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
 
@@ -182,8 +182,18 @@ class Decoder(nn.Module):
     self.relpos_bias = layers.RelativePositionBiases(
         cfg.relpos_num_buckets, cfg.relpos_max_distance, cfg.num_heads, bidirectional=False,
         dtype=cfg.dtype, param_dtype=cfg.param_dtype)
-    layer_cls = _layer_class(layers.DecoderLayer, cfg.remat_policy, 7)
-    self.layers = [layer_cls(cfg) for _ in range(cfg.num_decoder_layers)]  # -> layers_0, ...
+    # `deterministic` (argument 7, counting self) must be static under remat.
+    if cfg.scan_layers:
+      # Per-layer inputs (cross K/V, the cache) are stacked on axis 1, so that every leaf of a
+      # decoding cache keeps the batch first (decoding.py reorders beams along axis 0).
+      b = nn.broadcast
+      self.layers = layer_stack.scanned(
+          layers.DecoderLayer, cfg.num_decoder_layers, cfg.remat_policy,
+          in_axes=(1, 1, b, b, b, b, 1, b), out_axes=1, static_argnums=(7,),
+          methods={"cross_kv_scan": dict(in_axes=(b,), out_axes=1)})(cfg)  # -> layers
+    else:
+      layer_cls = layer_stack.remat(layers.DecoderLayer, cfg.remat_policy, static_argnums=(7,))
+      self.layers = [layer_cls(cfg) for _ in range(cfg.num_decoder_layers)]  # -> layers_0, ...
     self.decoder_norm = layers.RMSNorm(cfg.layer_norm_epsilon, cfg.dtype, cfg.param_dtype)
     self.drop = nn.Dropout(cfg.dropout_rate)
     if not cfg.logits_via_embedding:
@@ -193,7 +203,11 @@ class Decoder(nn.Module):
               nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal"),
               ("embed", "vocab")))
 
-  def cross_kv(self, encoded: Array) -> list[tuple[Array, Array]]:
+  def cross_kv(self, encoded: Array) -> Any:
+    """Unrolled: `[(keys, values) [B, S, H, K]]` per layer; scanned: `(keys, values)` stacked
+    `[B, layers, S, H, K]`."""
+    if self.config.scan_layers:
+      return self.layers.cross_kv_scan(None, encoded)[1]
     return [layer.cross_kv(encoded) for layer in self.layers]
 
   def _logits(self, y: Array, deterministic: bool) -> Array:
@@ -214,18 +228,27 @@ class Decoder(nn.Module):
     bias = self.relpos_bias(jnp.arange(length), jnp.arange(length))
     self_mask = layers.causal_mask(length)
     cross_mask = encoder_mask[:, None, None, :]
-    for layer, (k, v) in zip(self.layers, self.cross_kv(encoded)):
-      y, _ = layer(y, k, v, cross_mask, self_mask, bias, deterministic)
+    if self.config.scan_layers:
+      k, v = self.cross_kv(encoded)
+      y, _ = self.layers(y, k, v, cross_mask, self_mask, bias, deterministic, None, None)
+    else:
+      for layer, (k, v) in zip(self.layers, self.cross_kv(encoded)):
+        y, _ = layer(y, k, v, cross_mask, self_mask, bias, deterministic)
     return self._logits(y, deterministic)
 
-  def decode_step(self, tokens: Array, cache: Sequence[dict[str, Array]],
-                  static: dict[str, Any], step: Array) -> tuple[Array, list[dict[str, Array]]]:
-    max_len = cache[0]["key"].shape[1]
+  def decode_step(self, tokens: Array, cache: Any, static: dict[str, Any], step: Array
+                  ) -> tuple[Array, Any]:
+    scan = self.config.scan_layers
+    max_len = (cache["key"].shape[2] if scan else cache[0]["key"].shape[1])
     y = self.shared_embedding(tokens[:, None])
     positions = jnp.arange(max_len)
     bias = self.relpos_bias(jnp.reshape(step, (1,)), positions)  # [1, H, 1, max_len]
     self_mask = (positions <= step)[None, None, None, :]
     cross_mask = static["encoder_mask"][:, None, None, :]
+    if scan:
+      k, v = static["cross_kv"]
+      y, cache = self.layers(y, k, v, cross_mask, self_mask, bias, True, cache, step)
+      return self._logits(y, True)[:, 0], cache
     new_cache = []
     for layer, (k, v), layer_cache in zip(self.layers, static["cross_kv"], cache):
       y, layer_cache = layer(y, k, v, cross_mask, self_mask, bias, True, layer_cache, step)
@@ -280,10 +303,18 @@ class T5(nn.Module):
     Returns `(cache, static)`: `cache` is per layer `{"key", "value": [B, max_len, H, K]}` zeros
     (self-attention, filled one position per step); `static` holds the cross-attention keys and
     values of every layer `[B, S, H, K]` and `encoder_mask [B, S]`, computed here once. Every
-    leaf has the batch as leading axis (what decoding.py's beam reordering relies on).
+    leaf has the batch as leading axis (what decoding.py's beam reordering relies on). With
+    `scan_layers` the layers are stacked on axis 1 instead of listed: `cache` is one
+    `{"key", "value": [B, layers, max_len, H, K]}`, the cross keys/values `[B, layers, S, H, K]`.
     """
     cfg = self.config
     shape = (encoded.shape[0], max_len, cfg.num_heads, cfg.head_dim)
+    if cfg.scan_layers:
+      stacked = shape[:1] + (cfg.num_decoder_layers,) + shape[1:]
+      cache = {"key": jnp.zeros(stacked, cfg.dtype), "value": jnp.zeros(stacked, cfg.dtype)}
+      static = {"cross_kv": self.decoder.cross_kv(encoded),
+                "encoder_mask": encoder_mask.astype(bool)}
+      return cache, static
     cache = [{"key": jnp.zeros(shape, cfg.dtype), "value": jnp.zeros(shape, cfg.dtype)}
              for _ in range(cfg.num_decoder_layers)]
     static = {"cross_kv": self.decoder.cross_kv(encoded), "encoder_mask": encoder_mask.astype(bool)}

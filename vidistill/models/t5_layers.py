@@ -256,6 +256,10 @@ class DecoderLayer(nn.Module):
     """Encoder output `[B, S, D]` -> cross-attention keys, values `[B, S, H, K]`."""
     return self.encoder_decoder_attention.project_kv(encoded)
 
+  def cross_kv_scan(self, carry: Any, encoded: Array) -> tuple[Any, tuple[Array, Array]]:
+    """`cross_kv` in the `(carry, output)` form that nn.scan over the layers needs."""
+    return carry, self.cross_kv(encoded)
+
   def __call__(self, y: Array, cross_keys: Array, cross_values: Array, cross_mask: Array,
                self_mask: Array, self_bias: Array, deterministic: bool,
                cache: dict[str, Array] | None = None, step: Array | None = None

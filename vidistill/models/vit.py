@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vidistill.models import layer_stack
 from vidistill.models.layers import Projection, constrain, partitioned
 
 Dtype = Any
@@ -204,9 +205,12 @@ class Encoder1DBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-  """`depth` pre-LN blocks (`encoderblock_{i}`) and an optional final LayerNorm (`encoder_norm`).
+  """`depth` pre-LN blocks and an optional final LayerNorm (`encoder_norm`).
 
-  `remat` recomputes each block's activations in the backward pass (memory for ~30% compute).
+  Unrolled, block i is `encoderblock_{i}`; with `scan`, one `encoderblock` whose parameters have a
+  leading `[depth]` axis (big_vision's scanned layout; models/layer_stack.py converts between the
+  two). `remat_policy` (layer_stack.REMAT_POLICIES: none | full | dots) says what the backward
+  pass recomputes of each block (memory for ~30% more compute with "full").
   `zero_init_residual` zero-initialises every residual branch's output projection, making the
   stack the identity at init (used by the temporal transformer so an image model is unchanged).
   """
@@ -214,9 +218,10 @@ class Encoder(nn.Module):
   mlp_dim: int
   num_heads: int
   dropout: float = 0.0
-  remat: bool = False
+  remat_policy: str = "none"
   final_norm: bool = True
   zero_init_residual: bool = False
+  scan: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -224,14 +229,18 @@ class Encoder(nn.Module):
   def __call__(self, x: Array, mask: Array | None = None,
                deterministic: bool = True) -> tuple[Array, dict[str, Array]]:
     """x [B, L, D], mask [B, L] bool or None -> (x [B, L, D], {"pre_ln": [B, L, D]})."""
-    block_cls = Encoder1DBlock
-    if self.remat:
-      # deterministic (arg 3, counting self) is a Python bool: static for the rematted function.
-      block_cls = nn.remat(Encoder1DBlock, static_argnums=(3,))
-    for i in range(self.depth):
-      x = block_cls(self.mlp_dim, self.num_heads, self.dropout, self.zero_init_residual,
-                    dtype=self.dtype, param_dtype=self.param_dtype,
-                    name=f"encoderblock_{i}")(x, mask, deterministic)
+    args = (self.mlp_dim, self.num_heads, self.dropout, self.zero_init_residual)
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    # deterministic (arg 3, counting self) is a Python bool: static for the rematted function.
+    if self.scan:
+      stack = layer_stack.scanned(layer_stack.as_carry(Encoder1DBlock), self.depth,
+                                  self.remat_policy, in_axes=(nn.broadcast, nn.broadcast),
+                                  static_argnums=(3,))
+      x, _ = stack(*args, **kw, name="encoderblock")(x, mask, deterministic)
+    else:
+      block_cls = layer_stack.remat(Encoder1DBlock, self.remat_policy, static_argnums=(3,))
+      for i in range(self.depth):
+        x = block_cls(*args, **kw, name=f"encoderblock_{i}")(x, mask, deterministic)
     out = {"pre_ln": x}
     if self.final_norm:
       x = LayerNorm("encoder_norm", self.dtype, self.param_dtype)(x)
@@ -316,7 +325,8 @@ class ViT(nn.Module):
   head_dim: int | None = None  # A final Dense (SigLIP's image projection); None = no head.
   head_zeroinit: bool = False
   dropout: float = 0.0
-  remat: bool = False
+  remat_policy: str = "none"  # layer_stack.REMAT_POLICIES: none | full | dots
+  scan: bool = False  # nn.scan over the blocks (parameters `encoderblock/...` with a depth axis)
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -355,8 +365,8 @@ class ViT(nn.Module):
       x = jnp.concatenate([jnp.broadcast_to(cls.astype(x.dtype), (b, 1, d)), x], axis=1)
     x = constrain(x, ("batch", "length", "embed"))
     x = nn.Dropout(rate=self.dropout)(x, not train)
-    x, enc_out = Encoder(dims.depth, dims.mlp_dim, dims.num_heads, self.dropout, self.remat, **kw,
-                         name="Transformer")(x, deterministic=not train)
+    x, enc_out = Encoder(dims.depth, dims.mlp_dim, dims.num_heads, self.dropout, self.remat_policy,
+                         scan=self.scan, **kw, name="Transformer")(x, deterministic=not train)
     out.update(enc_out)
     encoded = x[:, 1:] if self.pool_type == "tok" else x
     out["encoded"] = encoded

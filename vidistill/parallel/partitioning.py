@@ -16,6 +16,7 @@ Logical axis names used by vidistill models:
   norm            LayerNorm scale/bias, scalars                -> unsharded
   relpos_buckets  T5 relative-position buckets                 -> unsharded
   posemb          learned position-embedding table positions   -> unsharded
+  layers          the stacked layer axis of scanned models     -> unsharded
 A name missing from the rules is unsharded, so a new name is safe by default; list it here anyway.
 Dimensions named None (e.g. the patch-embedding kernel's H, W, in-channels) are never sharded.
 flax forbids the same logical name twice in one array, hence None rather than a repeated name.
@@ -50,6 +51,7 @@ DEFAULT_RULES: Rules = (
     ("norm", None),
     ("relpos_buckets", None),
     ("posemb", None),
+    ("layers", None),
 )
 
 
