@@ -1,6 +1,8 @@
 """Models from the `model` section of a stage config: one explicit table, no registry.
 
     model.kind = "vlm"            PaLI-style video VLM (vlm.VideoLanguageModel)
+    model.kind = "paligemma"      PaliGemma-style video VLM: decoder-only Gemma with a prefix-LM
+                                  mask behind the same API (paligemma.make_model)
     model.kind = "dual_encoder"   video-text dual encoder (dual_encoder_model.DualEncoderModel)
 
 The vocabulary size always comes from the vocabulary the data is tokenised with, so a config
@@ -14,6 +16,7 @@ import jax.numpy as jnp
 
 from vidistill.config_args import ConfigError
 from vidistill.models import dual_encoder_model
+from vidistill.models import paligemma
 from vidistill.models import video_encoder as video_encoder_lib
 from vidistill.models import vit
 from vidistill.models import vlm
@@ -39,6 +42,24 @@ def build_vlm(model: Mapping[str, Any], *, vocab_size: int, dtype: str = "float3
                         vocab_size=vocab_size, dtype=compute, **t5)
 
 
+def build_paligemma(model: Mapping[str, Any], *, vocab_size: int, dtype: str = "float32",
+                    **_: Any) -> vlm.VideoLanguageModel:
+  """`model.gemma = {variant, **GemmaConfig overrides}`; `model.prompt = {bos_id, start_id}`
+  (PaliGemma's vocabulary: BOS 2 and "\\n" 108; a vocabulary without BOS: bos_id None and the
+  EOS as separator)."""
+  compute = _dtype(dtype)
+  image = vit.ViT(**dict(model["vit"]), dtype=compute)
+  encoder = video_encoder_lib.VideoEncoder(image=image, **dict(model.get("video", {})),
+                                           dtype=compute)
+  gemma = dict(model["gemma"])
+  variant = gemma.pop("variant")
+  prompt = dict(model.get("prompt", {}))
+  return paligemma.make_model(encoder, variant, z_loss=float(model.get("z_loss", 0.0)),
+                              bos_id=prompt.get("bos_id", paligemma.gemma_lib.BOS_ID),
+                              start_id=int(prompt.get("start_id", paligemma.NEWLINE_ID)),
+                              vocab_size=vocab_size, dtype=compute, **gemma)
+
+
 def build_dual_encoder(model: Mapping[str, Any], *, vocab_size: int, dtype: str = "float32",
                        mesh: Any = None, vocab: Any = None, text_length: int = 32
                        ) -> dual_encoder_model.DualEncoderModel:
@@ -47,7 +68,8 @@ def build_dual_encoder(model: Mapping[str, Any], *, vocab_size: int, dtype: str 
                                              text_length=text_length, vocab=vocab)
 
 
-BUILDERS: dict[str, Callable[..., Any]] = {"vlm": build_vlm, "dual_encoder": build_dual_encoder}
+BUILDERS: dict[str, Callable[..., Any]] = {"vlm": build_vlm, "paligemma": build_paligemma,
+                                           "dual_encoder": build_dual_encoder}
 
 # Where `config.init.import_<role>` puts imported weights (vidistill/convert/imports.py): the
 # parameter subtree of each part of a model. The dual encoder's "lm" is its text tower.

@@ -103,11 +103,17 @@ class DecodeConfig:
 
 class VideoLanguageModel:
   """t5x-style model API over `VideoLanguageModule`; all methods take unboxed `params`
-  (the tree under "params") and are safe to call inside `jax.jit`."""
+  (the tree under "params") and are safe to call inside `jax.jit`.
 
-  def __init__(self, module: VideoLanguageModule, *, z_loss: float = 0.0):
+  Any module with the same methods (`__call__`, `encode`, `decode`, `init_cache`, `decode_step`)
+  plugs in: paligemma.PaliGemmaModule (decoder-only Gemma, prefix-LM) does. `start_id` is the
+  first decoder input (T5: the pad id; PaliGemma: its prompt separator).
+  """
+
+  def __init__(self, module: nn.Module, *, z_loss: float = 0.0, start_id: int = t5_lib.START_ID):
     self.module = module
     self.z_loss = z_loss
+    self.start_id = start_id
     self._predict = jax.jit(self._predict_impl, static_argnames=("decode",))
     self._score = jax.jit(self._score_impl)
 
@@ -115,7 +121,7 @@ class VideoLanguageModel:
     """Boxed (logically partitioned) variables `{"params": ...}` for a batch's shapes."""
     targets = batch["target_tokens"]
     return self.module.init(rng, batch["video"], batch["prompt_tokens"],
-                            t5_lib.shift_right(targets))
+                            t5_lib.shift_right(targets, self.start_id))
 
   def loss_fn(self, params: Any, batch: Batch, rng: Array | None, *, train: bool = True
               ) -> tuple[Array, dict[str, Array]]:
@@ -123,12 +129,13 @@ class VideoLanguageModel:
     targets = batch["target_tokens"]
     rngs = {"dropout": rng} if (train and rng is not None) else {}
     logits, _ = self.module.apply({"params": params}, batch["video"], batch["prompt_tokens"],
-                                  t5_lib.shift_right(targets), train=train, rngs=rngs)
+                                  t5_lib.shift_right(targets, self.start_id), train=train,
+                                  rngs=rngs)
     return losses.cross_entropy_loss(logits, targets, z_loss=self.z_loss)
 
   def _encode(self, params: Any, batch: Batch) -> tuple[Array, Array]:
     encoded, mask, _ = self.module.apply({"params": params}, batch["video"],
-                                         batch["prompt_tokens"], method=VideoLanguageModule.encode)
+                                         batch["prompt_tokens"], method="encode")
     return encoded, mask
 
   def predict_batch(self, params: Any, batch: Batch, decode: DecodeConfig = DecodeConfig(), *,
@@ -146,13 +153,14 @@ class VideoLanguageModel:
     encoded, mask = self._encode(params, batch)
     batch_size = encoded.shape[0]
     cache, static = self.module.apply({"params": params}, encoded, mask, decode.max_len,
-                                      method=VideoLanguageModule.init_cache)
+                                      method="init_cache")
 
     def tokens_to_logits(state: decoding.DecodingState):
       return self.module.apply({"params": params}, state.cur_token, state.cache, state.static,
-                               state.step, method=VideoLanguageModule.decode_step)
+                               state.step, method="decode_step")
 
-    common = dict(batch_size=batch_size, max_len=decode.max_len, cache=cache, static=static)
+    common = dict(batch_size=batch_size, max_len=decode.max_len, cache=cache, static=static,
+                  start_id=self.start_id)
     if decode.method == "beam":
       tokens, scores = decoding.beam_search(tokens_to_logits, beam_size=decode.beam_size,
                                             alpha=decode.alpha, **common)
@@ -180,9 +188,10 @@ class VideoLanguageModel:
 
     def logits_fn(static, decoder_input_tokens):
       return self.module.apply({"params": params}, static[0], static[1], decoder_input_tokens,
-                               method=VideoLanguageModule.decode)
+                               method="decode")
 
-    scores, token_scores = decoding.score_candidates(logits_fn, (encoded, mask), candidates)
+    scores, token_scores = decoding.score_candidates(logits_fn, (encoded, mask), candidates,
+                                                     start_id=self.start_id)
     if targets.ndim == 2:
       scores, token_scores = scores[:, 0], token_scores[:, 0]
     return scores, {"token_scores": token_scores}
