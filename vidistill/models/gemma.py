@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from vidistill.config_args import ConfigError
 from vidistill.models import gemma_layers as layers
 from vidistill.models.t5 import REMAT_POLICIES
-from vidistill.models.t5_layers import constrain, partitioned
+from vidistill.models.layers import constrain, partitioned
 
 Array = jax.Array
 

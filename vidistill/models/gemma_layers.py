@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vidistill.models.t5_layers import constrain, partitioned
+from vidistill.models.layers import constrain, partitioned
 
 Array = jax.Array
 Dtype = Any

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 
 from vidistill.models import gemma as gemma_lib
 from vidistill.models import vlm
-from vidistill.models.t5_layers import partitioned
+from vidistill.models.layers import partitioned
 
 Array = jax.Array
 
