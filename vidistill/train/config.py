@@ -4,7 +4,7 @@
     def get_config(arg=None):
       config = train_config.base_config()
       config.total_steps = 1000
-      config.frozen = ("llm/.*",)       # stage 1: the language model stays as it is
+      config.frozen = ("t5/.*",)        # stage 1: the language model stays as it is
       ...
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import ml_collections
 
 from vidistill.config_args import ConfigError, check_choice, check_positive
+from vidistill.train import optim, schedules
 
 DTYPES = ("float32", "bfloat16")
 ON_NONFINITE = ("stop", "skip")
@@ -78,14 +79,14 @@ def validate(config: Any) -> None:
   check_positive(config, "batch_size")
   check_choice(config, "dtype", DTYPES)
   check_choice(config, "on_nonfinite", ON_NONFINITE)
-  check_choice(config, "optim.name", ("adamw", "adafactor", "sgd"))
-  check_choice(config, "schedule.kind", ("cosine", "rsqrt", "linear", "constant"))
+  check_choice(config, "optim.name", optim.NAMES)
+  check_choice(config, "schedule.kind", schedules.KINDS)
   check_positive(config, "optim.accum_steps", "log_every")
   for key in ("checkpoint_every", "keep_checkpoints", "eval_every"):
-    if int(config.get(key, 0) or 0) < 0:
-      raise ConfigError(f"config.{key}={config.get(key)} must be >= 0")
+    if int(config[key]) < 0:
+      raise ConfigError(f"config.{key}={config[key]} must be >= 0")
   imports = [k for k in ("import_vit", "import_lm", "imports") if config.init.get(k)]
-  if imports and config.init.get("checkpoint"):
+  if imports and config.init.checkpoint:
     raise ConfigError(f"config.init.checkpoint={config.init.checkpoint!r} and config.init."
                       f"{imports[0]}={config.init.get(imports[0])!r} are both set: a stage starts "
                       "from an earlier stage's checkpoint or from imported weights, not both")

@@ -39,9 +39,9 @@ def weight_decay_mask_fn(patterns: Sequence[str]):
 def _base_optimizer(optim: Mapping[str, Any], learning_rate: optax.Schedule,
                     ) -> optax.GradientTransformation:
   name = optim.get("name", "adamw")
-  wd = float(optim.get("weight_decay", 0.0) or 0.0)
+  wd = float(optim.get("weight_decay", 0.0))
   b1 = float(optim.get("b1", 0.9))
-  patterns = optim.get("wd_mask") or DEFAULT_WD_MASK
+  patterns = DEFAULT_WD_MASK if optim.get("wd_mask") is None else optim.get("wd_mask")
   mask = weight_decay_mask_fn(list(patterns))
   if name == "adamw":
     return optax.adamw(learning_rate, b1=b1, b2=float(optim.get("b2", 0.999)),
@@ -63,7 +63,7 @@ def make_optimizer(optim: Mapping[str, Any], learning_rate: optax.Schedule, para
   `frozen_mask` is a pytree of Python bools like `params` (True: frozen). A frozen pattern that
   matches no parameter is a ConfigError.
   """
-  clip = float(optim.get("grad_clip_norm", 0.0) or 0.0)
+  clip = float(optim.get("grad_clip_norm", 0.0))
   if clip < 0:
     raise ConfigError(f"config.optim.grad_clip_norm={clip} must be >= 0 (0: no clipping)")
   tx = _base_optimizer(optim, learning_rate)

@@ -29,9 +29,9 @@ def make_schedule(schedule: Mapping[str, Any], *, base_lr: float, total_steps: i
   Raises ConfigError naming the key when the kind is unknown or the numbers do not fit.
   """
   kind = schedule.get("kind", "cosine")
-  warmup = int(schedule.get("warmup_steps", 0) or 0)
-  end = float(schedule.get("end_factor", 0.0) or 0.0)
-  timescale = float(schedule.get("timescale", 10_000) or 10_000)
+  warmup = int(schedule.get("warmup_steps", 0))
+  end = float(schedule.get("end_factor", 0.0))
+  timescale = float(schedule.get("timescale", 10_000))
   if kind not in KINDS:
     raise ConfigError(f"config.schedule.kind={kind!r} is not one of {list(KINDS)}")
   if warmup < 0 or warmup > total_steps:

@@ -116,13 +116,13 @@ def train(config: Any, workdir: str, model: Any, data: DataFn, *,
     raise TrainError(f"model {type(model).__name__} lacks {missing}; see "
                      "vidistill/train/model_api.py for what the trainer calls")
   total_steps = resolve_steps("total", config, examples_per_step=int(config.batch_size),
-                              dataset_size=config.get("dataset_size"))
+                              dataset_size=config.dataset_size)
   fs.makedirs(workdir)
-  writer = writer or metrics_lib.make_writer(workdir, tensorboard=config.get("tensorboard", True))
+  writer = writer or metrics_lib.make_writer(workdir, tensorboard=config.tensorboard)
   with contextlib.ExitStack() as cleanup:
     ckpts = ckpt_lib.Checkpoints(os.path.join(workdir, ckpt_lib.SUBDIR),
-                                 keep=int(config.get("keep_checkpoints", 0) or 0),
-                                 async_save=bool(config.get("async_checkpoints", True)))
+                                 keep=int(config.keep_checkpoints),
+                                 async_save=bool(config.async_checkpoints))
     # close() waits for an in-flight save: an interrupted run keeps its last checkpoint.
     cleanup.callback(ckpts.close)
     return _train(config, model, data, ckpts, cleanup, total_steps=total_steps,
@@ -133,7 +133,7 @@ def _train(config: Any, model: Any, data: DataFn, ckpts: ckpt_lib.Checkpoints,
            cleanup: contextlib.ExitStack, *, total_steps: int, eval_hooks: Sequence[EvalHook],
            import_init: Callable[[Any], Any] | None, writer: Any) -> TrainResult:
   # ------------------------------------------------------------------- mesh and batch shape
-  batch_size, accum = int(config.batch_size), int(config.optim.get("accum_steps", 1) or 1)
+  batch_size, accum = int(config.batch_size), int(config.optim.accum_steps)
   mesh = mesh_lib.make_mesh(dict(config.mesh))
   batch_shards = math.prod(mesh.shape[a] for a in partitioning.BATCH_AXES if a in mesh.shape)
   if batch_size % (batch_shards * accum) or batch_size % jax.process_count():
@@ -148,7 +148,7 @@ def _train(config: Any, model: Any, data: DataFn, ckpts: ckpt_lib.Checkpoints,
   position = int(ckpts.read_meta(resume_step)["data_position"]) if resume_step is not None else 0
   where = dict(process_index=jax.process_index(), process_count=jax.process_count())
   batches = cleanup.enter_context(contextlib.closing(input_lib.prefetch(
-      data(start_step=position, **where), int(config.get("prefetch", 2) or 0))))
+      data(start_step=position, **where), int(config.prefetch))))
   first = next(batches, None) if position < total_steps else None
   example = first if first is not None else next(iter(data(start_step=0, **where)))
   _check_rows(example, batch_size // jax.process_count(), batch_size)
@@ -245,7 +245,7 @@ def one_shot_compiler_options(mesh: jax.sharding.Mesh) -> dict[str, Any]:
 def _setup(config: Any, model: Any, mesh: jax.sharding.Mesh, example: Mapping[str, np.ndarray],
            total_steps: int) -> _Setup:
   """Shapes and shardings of everything, found with eval_shape: nothing is allocated here."""
-  rules = partitioning.make_rules(config.get("sharding_rules"))
+  rules = partitioning.make_rules(config.sharding_rules)
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(int(config.seed)))
   # Parameter shapes do not depend on the batch size: initialise with one example.
   init_batch = {k: jax.ShapeDtypeStruct((1,) + v.shape[1:], v.dtype) for k, v in example.items()}
@@ -260,7 +260,7 @@ def _setup(config: Any, model: Any, mesh: jax.sharding.Mesh, example: Mapping[st
   schedule = schedules.make_schedule(config.schedule, base_lr=float(config.optim.lr),
                                      total_steps=total_steps)
   tx, frozen_mask = optim_lib.make_optimizer(config.optim, schedule, abstract_params,
-                                             list(config.get("frozen") or ()))
+                                             list(config.frozen))
   shardings = state_lib.state_shardings(jax.eval_shape(tx.init, abstract_params),
                                         abstract_params, param_shardings, mesh)
 
@@ -308,10 +308,10 @@ def _initial_state(config: Any, setup: _Setup, ckpts: ckpt_lib.Checkpoints,
     logging.info("resuming from %s/%d", ckpts.directory, resume_step)
     state, _ = ckpts.restore(resume_step, setup.abstract_state)
     return state, "workdir"
-  if config.init.get("checkpoint"):
+  if config.init.checkpoint:
     params = ckpt_lib.load_params(config.init.checkpoint, setup.abstract_state.params,
-                                  strict=bool(config.init.get("strict", True)),
-                                  params_map=config.init.get("params_map"))
+                                  strict=bool(config.init.strict),
+                                  params_map=config.init.params_map)
     fresh = [isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(params)]
     if not any(fresh):
       return setup.state_from_params(params), "init.checkpoint"
@@ -346,7 +346,7 @@ def _progress(config: Any, model: Any, compiled: Any, example: Mapping[str, np.n
   batch_size = int(config.batch_size)
   flops_per_step = (forward * batch_size * model_api.TRAIN_FLOPS_PER_FORWARD_FLOP
                     if forward is not None else metrics_lib.compiled_flops(compiled))
-  peak = float(config.get("peak_flops_per_device", 0.0) or 0.0)
+  peak = float(config.peak_flops_per_device)
   if not peak:
     peak = metrics_lib.measure_peak_flops()
     logging.info("measured %.3g FLOP/s per device (matmul); set config.peak_flops_per_device to "
