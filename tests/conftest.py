@@ -14,7 +14,5 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 
 def pytest_configure(config):
   config.addinivalue_line("markers", "slow: takes more than ~30 s; run with `-m slow`")
-  config.addinivalue_line("markers", "pipeline: a whole pipeline variant larger than quick "
-                          "(tens of minutes); not in CI: `pytest -m pipeline`")
   config.addinivalue_line("markers", "long: a whole multi-process workflow or the docs' slow "
                           "blocks (minutes); CI runs them in its slow phase: `pytest -m long`")

@@ -126,7 +126,6 @@ def test_cli_two_processes_with_jax_distributed(corpus, tmp_path):
   assert _caption_files(str(out)) == _caption_files(corpus["reference"])
 
 
-@pytest.mark.slow  # ~10 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_cli_errors_are_one_line(corpus, tmp_path):
   bad = tmp_path / "bad.csv"
   bad.write_text("id,path\nx,https://example.com/x.mp4\n")

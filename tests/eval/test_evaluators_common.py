@@ -112,7 +112,7 @@ def test_normalized_embeddings_checks_shape_and_normalises():
 
 def test_progress_reports_batches_rate_and_eta():
   now = [0.0]
-  progress = inputs.Progress("e videos", total_items=10, batch_size=4, every_s=5.0,
+  progress = inputs.BatchLog("e videos", total_items=10, batch_size=4, every_s=5.0,
                              clock=lambda: now[0])
   now[0] = 2.0
   progress.update(4)     # 2 s since the start: no line yet.
@@ -121,8 +121,8 @@ def test_progress_reports_batches_rate_and_eta():
   progress.skip()
   now[0] = 9.0
   progress.finish()
-  assert progress.lines == ["e videos: batch 2/3 (8/10), 1.0/s, ETA 0m02s",
-                            "e videos: batch 2/3 (9/10), 1.0/s, ETA 0m01s"]
+  assert progress.lines == ["e videos: batch 2/3 (8/10), 1.0/s, ETA 2s",
+                            "e videos: batch 2/3 (9/10), 1.0/s, ETA 1s"]
 
 
 def test_videos_shared_by_records_are_decoded_once(world, monkeypatch):

@@ -71,7 +71,6 @@ def _launch_cli(*args, timeout=180, via_cli=False):
                         capture_output=True, text=True, cwd=ROOT, timeout=timeout)
 
 
-@pytest.mark.slow  # ~10 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_command_line_runs_two_processes():
   out = _launch_cli(via_cli=True, *("local", "--num_processes=2", "--", sys.executable, WORKER))
   assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-3000:]

@@ -121,7 +121,6 @@ def _sample(b, rng, **kw):
   return fn(rng=rng, **_toy_state(b))
 
 
-@pytest.mark.slow  # ~5 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_sampling_is_a_function_of_the_rng_and_top_k_1_is_greedy():
   b = 3
   a, lp_a = _sample(b, jax.random.key(0), num_decodes=5)

@@ -92,7 +92,6 @@ def test_temporal_transformer_is_the_frame_mean_at_init():
                          atol=1e-3)
 
 
-@pytest.mark.slow  # ~5 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_forward_embeddings_and_separate_encoders():
   model, video, (tokens, _) = _model("mean"), _video(), _tokens()
   params = ref.random_params(model, video, tokens)
@@ -124,7 +123,6 @@ def test_mismatched_embedding_widths_are_reported():
     jax.eval_shape(model.init, jax.random.key(0), _video(), _tokens()[0])
 
 
-@pytest.mark.slow  # ~5 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_sharded_forward_equals_single_device_and_params_are_sharded():
   mesh = mesh_lib.make_mesh({"data": 2, "fsdp": 2, "model": 2})
   model, video, (tokens, _) = _model(), _video(), _tokens()

@@ -51,7 +51,6 @@ def test_loss_matches_numpy_and_mesh_path(kind):
   np.testing.assert_allclose(float(loss_mesh), float(loss), rtol=1e-5)
 
 
-@pytest.mark.slow  # ~10 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_embedders_equal_module_encoders():
   class Vocab:
     eos_id = 1

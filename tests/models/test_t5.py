@@ -138,7 +138,6 @@ def test_rms_norm_matches_numpy():
   np.testing.assert_allclose(y, want, rtol=1e-5)
 
 
-@pytest.mark.slow  # ~5 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_encoder_padding_is_masked():
   cfg = _config()
   params = _init(cfg)
@@ -195,7 +194,6 @@ def _train_loss(cfg, policy, enc, dec, rng):
   return loss
 
 
-@pytest.mark.slow  # ~10 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_dropout_only_in_training_and_remat_forward():
   """Dropout acts only in training and is a function of the rng; remat keeps parameter names
   and values (dropout > 0 also checks that `deterministic` is static under remat)."""
@@ -245,7 +243,6 @@ def test_shift_right():
   np.testing.assert_array_equal(t5.shift_right(jnp.array([[5, 6, 1, 0]])), [[0, 5, 6, 1]])
 
 
-@pytest.mark.slow  # ~5 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_sharded_forward_on_a_fake_mesh_equals_unsharded():
   """Every logical name maps through the project's rules (data / fsdp / tensor parallel), and the
   activation constraints change layouts, not values."""

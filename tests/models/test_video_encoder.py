@@ -19,7 +19,6 @@ def _vit():
   return vit.ViT(variant="mu/8", depth=1, head_dim=8)
 
 
-@pytest.mark.slow  # ~10 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_video_of_copies_equals_image_model_at_init():
   encoder = ve.VideoEncoder(image=_vit(), max_frames=4)
   image = _image()

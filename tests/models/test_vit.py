@@ -55,7 +55,6 @@ def test_forward_matches_numpy_reference(pool, head):
   assert aux["grid"] == (4, 4) and aux["stem"].shape == (2, 4, 4, 32)
 
 
-@pytest.mark.slow  # ~5 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_remat_changes_nothing_numerically():
   x = np.random.default_rng(0).standard_normal((2, 4, 32)).astype(np.float32)
   plain, remat = vit.Encoder(1, 64, 2), vit.Encoder(1, 64, 2, remat_policy="full")
@@ -69,7 +68,6 @@ def test_remat_changes_nothing_numerically():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), g1, g2)
 
 
-@pytest.mark.slow  # ~5 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_bfloat16_compute_keeps_float32_params():
   model = vit.ViT(variant="mu/8", dtype=jnp.bfloat16)
   x = _images()

@@ -71,7 +71,6 @@ def test_video_to_float():
   np.testing.assert_array_equal(vlm.video_to_float(floats), floats)
 
 
-@pytest.mark.slow  # ~10 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_loss_is_token_cross_entropy_over_targets_with_prefix_mask(setup):
   model, _, params = setup
   batch = _batch()
@@ -97,7 +96,6 @@ def test_loss_is_token_cross_entropy_over_targets_with_prefix_mask(setup):
       logits.at[0, 4].add(100.0), batch["target_tokens"], z_loss=1e-3)[0]) == float(want)
 
 
-@pytest.mark.slow  # ~5 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_greedy_prediction_equals_full_recompute_and_scores(setup):
   model, _, params = setup
   batch = _batch(1)
@@ -131,7 +129,6 @@ def test_greedy_prediction_equals_full_recompute_and_scores(setup):
   np.testing.assert_allclose(cand_scores[:, 1], single, rtol=1e-5)
 
 
-@pytest.mark.slow  # ~5 s: the default suite keeps under 15 min; .ci/run's slow phase runs it.
 def test_beam_and_sampling(setup):
   model, _, params = setup
   batch = _batch(2)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vidistill.pipeline import report
-from vidistill.pipeline import steps as steps_lib
+from vidistill.pipeline import layout
 
 
 def _write(path, obj):
@@ -22,7 +22,7 @@ def _write(path, obj):
 def world_dir(tmp_path_factory):
   from vidistill.data.synthetic import world
   w = str(tmp_path_factory.mktemp("world"))
-  world.synth(steps_lib.load_config("data/synthetic.py", "tiny"), w)
+  world.synth(layout.load_config("data/synthetic.py", "tiny"), w)
   return w
 
 
@@ -33,7 +33,7 @@ def _fake_run(config, workdir, world_dir, seeds):
   test = world.load_truth(world_dir, "test")
   for seed in range(seeds):
     sd = os.path.join(workdir, f"seed_{seed}")
-    for i, (row, (step, _)) in enumerate(steps_lib.VLMS.items()):
+    for i, (row, (step, _)) in enumerate(layout.VLMS.items()):
       out = os.path.join(sd, f"eval_{row}")
       _write(os.path.join(out, "captioning", "results.json"), {"results": {"synthetic_test": {
           "CIDEr-D": 10.0 * (i + 1) + seed, "BLEU-4": 5.0 + i, "ROUGE-L": 20.0 + i}}})
@@ -42,10 +42,10 @@ def _fake_run(config, workdir, world_dir, seeds):
       preds = [{"video_id": r["id"], "prediction": r["gold_caption"] if row == "visual_language"
                 else r["alt_text"]} for r in test]
       _write(os.path.join(out, "captioning", "synthetic_test", "predictions.jsonl"), preds)
-    for source, fraction in steps_lib.dual_encoder_runs(config):
+    for source, fraction in layout.dual_encoder_runs(config):
       base = {"pseudo": 20.0, "gold": 40.0, "frame": 10.0, "alt_text": 5.0}[source]
       r1 = base * fraction + seed
-      out = os.path.join(sd, "eval_" + steps_lib.de_step_name(source, fraction))
+      out = os.path.join(sd, "eval_" + layout.de_step_name(source, fraction))
       _write(os.path.join(out, "retrieval", "results.json"), {"results": {"synthetic_test": {
           k: r1 * (1 + ("R@5" in k) + 2 * ("R@10" in k)) for k in report.RETRIEVAL_METRICS}}})
       _write(os.path.join(out, "zero_shot", "results.json"),
@@ -56,7 +56,7 @@ def _fake_run(config, workdir, world_dir, seeds):
 
 def test_report_tables_claims_and_figures(world_dir, tmp_path, monkeypatch):
   from vidistill.data import caption_output
-  config = steps_lib.load_config("pipeline.py", f"quick,world={world_dir}")
+  config = layout.load_config("pipeline.py", f"quick,world={world_dir}")
   workdir = str(tmp_path)
   _fake_run(config, workdir, world_dir, seeds=2)
   from vidistill.data.synthetic import world

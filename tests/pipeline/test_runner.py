@@ -7,12 +7,14 @@ import time
 import pytest
 
 from vidistill.pipeline import runner
+from vidistill.pipeline import timings as timings_lib
+from vidistill.pipeline import layout
 from vidistill.pipeline import steps as steps_lib
 
 
 def _config(seeds=1, workers=1):
   # One worker: the fake steps run in this process (a spawned one would not see them).
-  config = steps_lib.load_config("pipeline.py", f"quick,seeds={seeds}")
+  config = layout.load_config("pipeline.py", f"quick,seeds={seeds}")
   config.workers = workers
   return config
 
@@ -30,7 +32,7 @@ def fake(monkeypatch):
       with open(os.path.join(out, "out.txt"), "w") as f:
         f.write(name)
       if name == "world":
-        open(os.path.join(out, steps_lib.DONE), "w").close()
+        open(os.path.join(out, layout.DONE), "w").close()
     return steps_lib.Step(name, run, per_seed=per_seed)
 
   crash = [False]
@@ -71,7 +73,7 @@ def test_a_crash_costs_one_step(fake, tmp_path):
   crash[0] = True
   with pytest.raises(RuntimeError, match="b crashed"):
     runner.run(_config(), str(tmp_path), log=lambda _: None)
-  assert not steps_lib.is_done(str(tmp_path / "seed_0" / "b"))
+  assert not layout.is_done(str(tmp_path / "seed_0" / "b"))
   calls.clear()
   runner.run(_config(), str(tmp_path), log=lambda _: None)
   assert calls == [("b", 0), ("c", 0), ("report", 0)]
@@ -114,7 +116,7 @@ def _dag_steps(monkeypatch, fail=()):
       if name in fail:
         raise RuntimeError(f"{name} crashed")
       if name == "world":
-        open(os.path.join(out, steps_lib.DONE), "w").close()
+        open(os.path.join(out, layout.DONE), "w").close()
     return steps_lib.Step(name, run, per_seed=per_seed, needs=needs)
 
   steps = [step("world", per_seed=False), step("a", ("world",)), step("b", ("world", "a")),
@@ -138,9 +140,9 @@ def test_parallel_steps_start_after_what_they_read_and_overlap_up_to_workers(
     assert when[("end", "b", seed)] < when[("start", "d", seed)]
   assert max(i for (kind, name, _), i in when.items() if kind == "end" and name != "report"
              ) < when[("start", "report", 0)]
-  assert len(timings) == 10 and all(steps_lib.is_done(str(tmp_path / f"seed_{s}" / n))
+  assert len(timings) == 10 and all(layout.is_done(str(tmp_path / f"seed_{s}" / n))
                                     for s in (0, 1) for n in "abcd")
-  assert runner.WALL_CLOCK in runner.read_timings(str(tmp_path))
+  assert timings_lib.WALL_CLOCK in timings_lib.read(str(tmp_path))
 
 
 def test_more_seeds_on_a_finished_workdir_run_the_new_seeds_and_redo_the_report(
@@ -159,26 +161,26 @@ def test_more_seeds_on_a_finished_workdir_run_the_new_seeds_and_redo_the_report(
 def test_a_failed_parallel_step_lets_the_others_finish_then_names_it(monkeypatch, tmp_path):
   _dag_steps(monkeypatch, fail=("a",))
   log = []
-  with pytest.raises(steps_lib.PipelineError, match=r"2/6 seed 0 a \(exit code 1\).*rerun"):
+  with pytest.raises(layout.PipelineError, match=r"2/6 seed 0 a \(exit code 1\).*rerun"):
     runner.run(_config(workers=2), str(tmp_path), log=lambda _: None,
                launch=lambda step, ctx, out: _Thread(step, ctx, out, log))
   started = {name for kind, name, _ in log if kind == "start"} - {"world"}
   assert "c" in started and not started & {"b", "d", "report"}  # c ran beside a; b never began.
-  assert steps_lib.is_done(str(tmp_path / "seed_0" / "c"))
-  assert not steps_lib.is_done(str(tmp_path / "seed_0" / "a"))
+  assert layout.is_done(str(tmp_path / "seed_0" / "c"))
+  assert not layout.is_done(str(tmp_path / "seed_0" / "a"))
   # The resume finishes the rest; the wall clock sums both runs.
-  first = runner.read_timings(str(tmp_path))[runner.WALL_CLOCK]
+  first = timings_lib.read(str(tmp_path))[timings_lib.WALL_CLOCK]
   _dag_steps(monkeypatch)
   runner.run(_config(workers=2), str(tmp_path), log=lambda _: None,
              launch=lambda step, ctx, out: _Thread(step, ctx, out, []))
-  assert all(steps_lib.is_done(str(tmp_path / "seed_0" / n)) for n in "abcd")
-  assert runner.read_timings(str(tmp_path))[runner.WALL_CLOCK] >= first + 0.1  # a, b, d ran.
+  assert all(layout.is_done(str(tmp_path / "seed_0" / n)) for n in "abcd")
+  assert timings_lib.read(str(tmp_path))[timings_lib.WALL_CLOCK] >= first + 0.1  # a, b, d ran.
 
 
 def test_unknown_step_names_list_the_steps(fake, tmp_path):
-  with pytest.raises(steps_lib.PipelineError, match="'bogus' is not a step.*world, a, b"):
+  with pytest.raises(layout.PipelineError, match="'bogus' is not a step.*world, a, b"):
     runner.run(_config(), str(tmp_path), only="bogus")
-  with pytest.raises(steps_lib.PipelineError, match="not both"):
+  with pytest.raises(layout.PipelineError, match="not both"):
     runner.run(_config(), str(tmp_path), only="a", start="b")
 
 
@@ -203,12 +205,12 @@ def test_vlm_sizes_reach_every_vlm_stage(monkeypatch, tmp_path, t5, vit):
                       lambda config, out: seen.__setitem__(os.path.basename(out), config))
   config = _config()
   config.vlm.t5, config.vlm.vit = t5, vit
-  ctx = steps_lib.Context(config, str(tmp_path))
-  for stage in steps_lib.VLM_STAGES:
+  ctx = layout.Context(config, str(tmp_path))
+  for stage in layout.VLM_STAGES:
     steps_lib.vlm_stage(stage)(ctx, str(tmp_path / stage))
   steps_lib.visual_adaptation_lm_unfrozen(ctx, str(tmp_path / "unfrozen"))
   steps_lib.dual_encoder("gold", 1.0)(ctx, str(tmp_path / "de"))
-  for name in list(steps_lib.VLM_STAGES) + ["unfrozen"]:
+  for name in list(layout.VLM_STAGES) + ["unfrozen"]:
     model = seen[name].model
     assert model.t5.variant == (t5 or "tiny") and model.vit.variant == (vit or "nu/16"), name
     t5_lib.decode_variant(model.t5.variant)  # A size the model module knows.
@@ -225,16 +227,16 @@ def test_stage_lr_reaches_its_stage_only(monkeypatch, tmp_path):
   monkeypatch.setattr(train_stage_lib, "train_stage",
                       lambda config, out: seen.__setitem__(os.path.basename(out), config))
   config = _config()
-  for stage in steps_lib.VLM_STAGES:
+  for stage in layout.VLM_STAGES:
     config.stages[stage].lr = 0.0
   config.stages.visual_adaptation.lr = 0.0123
-  ctx = steps_lib.Context(config, str(tmp_path))
-  for stage in steps_lib.VLM_STAGES:
+  ctx = layout.Context(config, str(tmp_path))
+  for stage in layout.VLM_STAGES:
     steps_lib.vlm_stage(stage)(ctx, str(tmp_path / stage))
   steps_lib.visual_adaptation_lm_unfrozen(ctx, str(tmp_path / "unfrozen"))
-  defaults = {s: steps_lib.load_config(f"train/{s}.py", config.stage_variant).optim.lr
-              for s in steps_lib.VLM_STAGES}
-  for stage in steps_lib.VLM_STAGES:
+  defaults = {s: layout.load_config(f"train/{s}.py", config.stage_variant).optim.lr
+              for s in layout.VLM_STAGES}
+  for stage in layout.VLM_STAGES:
     want = 0.0123 if stage == "visual_adaptation" else defaults[stage]
     assert seen[stage].optim.lr == pytest.approx(want), stage
   assert seen["unfrozen"].optim.lr == pytest.approx(0.0123)
@@ -249,7 +251,7 @@ def test_in_process_steps_are_timed(monkeypatch, tmp_path):
     def run(ctx, out):
       time.sleep(0.6)
       if name == "world":
-        open(os.path.join(out, steps_lib.DONE), "w").close()
+        open(os.path.join(out, layout.DONE), "w").close()
     return steps_lib.Step(name, run, per_seed=per_seed)
 
   monkeypatch.setattr(steps_lib, "build", lambda config: [step("world", per_seed=False),
@@ -258,5 +260,5 @@ def test_in_process_steps_are_timed(monkeypatch, tmp_path):
   timings = runner.run(_config(), str(tmp_path), log=lines.append)
   assert timings["0/a"] >= 0.6
   assert json.load(open(tmp_path / "seed_0" / "a" / "DONE"))["seconds"] >= 0.6
-  assert runner.read_timings(str(tmp_path))["all/world"] >= 0.6
+  assert timings_lib.read(str(tmp_path))["all/world"] >= 0.6
   assert any("seed 0 a: done in 1s" in l for l in lines)

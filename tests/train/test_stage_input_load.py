@@ -3,14 +3,14 @@ import numpy as np
 import pytest
 
 from vidistill.data.synthetic import world
-from vidistill.pipeline import steps as steps_lib
+from vidistill.pipeline import layout
 from vidistill.train import stage_input as si
 
 
 @pytest.fixture(scope="module")
 def tiny_world(tmp_path_factory):
   w = str(tmp_path_factory.mktemp("world"))
-  world.synth(steps_lib.load_config("data/synthetic.py", "tiny"), w)
+  world.synth(layout.load_config("data/synthetic.py", "tiny"), w)
   return w
 
 
@@ -41,7 +41,7 @@ def _one_by_one(data, vocab, model_kind):
     ("dual_encoder", ",source=alt_text", "dual_encoder"),  # Contrastive, no inputs.
 ])
 def test_rows_equal_one_by_one_reading(tiny_world, stage, arg, model_kind):
-  config = steps_lib.load_config(f"train/{stage}.py", f"tiny,world={tiny_world}{arg}")
+  config = layout.load_config(f"train/{stage}.py", f"tiny,world={tiny_world}{arg}")
   vocab = si.vocabulary(config.data)
   got = si.load_examples(config.data, vocab, model_kind)
   want = _one_by_one(config.data, vocab, model_kind)

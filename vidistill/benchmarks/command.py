@@ -28,6 +28,7 @@ BENCHMARKS = {
     "input_pipeline": "vidistill.benchmarks.input_pipeline",
     "contrastive_memory": "vidistill.benchmarks.contrastive_memory",
     "scaling": "vidistill.benchmarks.scaling",
+    "pipeline_overlap": "vidistill.benchmarks.pipeline_overlap",
 }
 
 

@@ -141,7 +141,7 @@ def run_job(config: ml_collections.ConfigDict, captioner: Captioner, input_spec:
                "%d to do", process_index, process_count, len(manifest.entries), len(units),
                len(mine), len(skipped), len(pending))
 
-  progress = progress_lib.Progress(output_dir, process_index, units_total=len(pending),
+  progress = progress_lib.JobMeter(output_dir, process_index, units_total=len(pending),
                                    videos_total=sum(u.end - u.start for u in pending),
                                    every_s=config.progress_every_s)
   unit_runner = _UnitRunner(config, captioner, output_dir, process_index, progress)
@@ -186,7 +186,7 @@ def _frame_stream(config: ml_collections.ConfigDict, manifest: Manifest,
                                buffer=config.prefetch.buffer)
 
 
-def _timed(iterator: Iterator[Any], progress: progress_lib.Progress) -> Iterator[Any]:
+def _timed(iterator: Iterator[Any], progress: progress_lib.JobMeter) -> Iterator[Any]:
   """`iterator`, adding the time spent waiting for each item to progress.input_wait_s."""
   iterator = iter(iterator)
   while True:
@@ -205,7 +205,7 @@ class _UnitRunner:
   """Captions one unit's stream of (entry, frames | exception) and commits it."""
 
   def __init__(self, config: ml_collections.ConfigDict, captioner: Captioner, output_dir: str,
-               process_index: int, progress: progress_lib.Progress):
+               process_index: int, progress: progress_lib.JobMeter):
     self.config, self.captioner, self.output_dir = config, captioner, output_dir
     self.process_index, self.progress = process_index, progress
     self.prompts = prompt_items(config)

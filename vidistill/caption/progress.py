@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import os
 import time
 from typing import Any, Callable
@@ -17,13 +18,14 @@ from typing import Any, Callable
 from absl import logging
 
 from vidistill import fs
+from vidistill import progress as progress_lib
 
 
 def metrics_path(output_dir: str, process_index: int) -> str:
   return os.path.join(output_dir, "metrics", f"process-{process_index:05d}.jsonl")
 
 
-class Progress:
+class JobMeter:
   """Counts a process's work and reports it; `clock` is injectable for tests."""
 
   def __init__(self, output_dir: str, process_index: int, *, units_total: int,
@@ -31,8 +33,7 @@ class Progress:
     self.path = metrics_path(output_dir, process_index)
     fs.makedirs(os.path.dirname(self.path))
     self.units_total, self.videos_total, self.every_s = units_total, videos_total, every_s
-    self._clock = clock
-    self._start = self._last_report = clock()
+    self.progress = progress_lib.Progress(videos_total, clock=clock)  # Videos handled.
     self.units_done = self.videos_done = self.videos_failed = self.tokens = 0
     self.input_wait_s = 0.0  # Time the captioning loop waited for decoded frames.
     self.failures_by_kind: collections.Counter = collections.Counter()
@@ -40,19 +41,19 @@ class Progress:
   def add_batch(self, videos: int, tokens: int) -> None:
     self.videos_done += videos
     self.tokens += tokens
+    self.progress.add(videos)
 
   def add_failure(self, kind: str) -> None:
     self.videos_failed += 1
     self.failures_by_kind[kind] += 1
+    self.progress.add(1)
 
   def add_unit(self) -> None:
     self.units_done += 1
 
   def snapshot(self) -> dict[str, Any]:
-    elapsed = max(self._clock() - self._start, 1e-9)
-    handled = self.videos_done + self.videos_failed
-    rate = handled / elapsed
-    remaining = max(self.videos_total - handled, 0)
+    elapsed = self.progress.elapsed
+    eta = self.progress.eta_seconds
     return {
         "time": time.time(), "elapsed_s": round(elapsed, 3),
         "units_done": self.units_done, "units_total": self.units_total,
@@ -60,18 +61,16 @@ class Progress:
         "videos_total": self.videos_total,
         "videos_per_s": round(self.videos_done / elapsed, 4),
         "tokens_per_s": round(self.tokens / elapsed, 4),
-        "eta_s": round(remaining / rate, 1) if rate > 0 else None,
+        "eta_s": round(eta, 1) if math.isfinite(eta) else None,
         # Near 0 when prefetching keeps up: the captioner (accelerator) never waits on input.
         "input_wait_fraction": round(self.input_wait_s / elapsed, 4),
     }
 
   def maybe_report(self, force: bool = False) -> dict[str, Any] | None:
-    now = self._clock()
-    if not force and now - self._last_report < self.every_s:
+    if not self.progress.due(self.every_s) and not force:
       return None
-    self._last_report = now
     snap = self.snapshot()
-    eta = "?" if snap["eta_s"] is None else _duration(snap["eta_s"])
+    eta = progress_lib.format_duration(snap["eta_s"])
     logging.info("caption: units %d/%d, videos %d/%d (%d failed), %.2f videos/s, %.1f tokens/s, "
                  "input wait %.0f%%, ETA %s", snap["units_done"], snap["units_total"],
                  snap["videos_done"], snap["videos_total"], snap["videos_failed"],
@@ -82,8 +81,3 @@ class Progress:
       f.write(json.dumps(snap) + "\n")
     return snap
 
-
-def _duration(seconds: float) -> str:
-  seconds = int(round(seconds))
-  hours, rest = divmod(seconds, 3600)
-  return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"

@@ -1,9 +1,10 @@
 """Content metrics: captions parsed with the synthetic world's own grammar into objects and actions.
 
 Surface metrics (BLEU, CIDEr) against detailed gold captions mix format with capability (in the
-miniature a model trained on short captions scored below the image model on BLEU while it was the
-only one that saw motion). These ask what a caption *says*: which objects (colour + shape) it names, and
-which actions in which order, compared with the clip's truth (the world's event list).
+miniature a model trained on short captions scored below the image model on BLEU while it was
+the only one that saw motion). These ask what a caption *says*: which objects (colour + shape)
+it names, and which actions in which order, compared with the clip's truth (the world's event
+list).
 """
 from __future__ import annotations
 

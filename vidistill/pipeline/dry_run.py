@@ -9,6 +9,7 @@ from typing import Any
 
 import ml_collections
 
+from vidistill.pipeline import layout
 from vidistill.pipeline import steps as steps_lib
 
 # The paper's stages on real data (paper Sec. 3-4): stage -> (config, data section).
@@ -62,9 +63,9 @@ def check(config: ml_collections.ConfigDict) -> dict[str, Any]:
   if paper is None:
     # A synthetic-world variant: its stage configs resolve; shapes need the world's vocabulary,
     # so the default T5 vocabulary size stands in.
-    for stage in steps_lib.VLM_STAGES:
+    for stage in layout.VLM_STAGES:
       s = config.stages[stage]
-      cfg = steps_lib.load_config(f"train/{stage}.py", f"{config.stage_variant},steps="
+      cfg = layout.load_config(f"train/{stage}.py", f"{config.stage_variant},steps="
                                   f"{max(1, int(s.steps))},batch={max(1, int(s.batch))}")
       cfg.data.source = "annotations"
       stages[stage] = train_stage_lib.dry_run(cfg)
@@ -81,7 +82,7 @@ def check(config: ml_collections.ConfigDict) -> dict[str, Any]:
     else:
       s = config.stages[stage]
       arg = f"paper,steps={int(s.steps)},batch={int(s.batch)}"
-    cfg = steps_lib.load_config(relpath, arg)
+    cfg = layout.load_config(relpath, arg)
     cfg.data.update(data)
     cfg.data.annotations = paths[stage]
     resolved = train_stage_lib.dry_run(cfg)

@@ -16,8 +16,8 @@ import numpy as np
 
 from vidistill.data import caption_output
 from vidistill.pipeline import content
-from vidistill.pipeline import runner
-from vidistill.pipeline import steps as steps_lib
+from vidistill.pipeline import timings as timings_lib
+from vidistill.pipeline import layout
 
 CAPTION_METRICS = ("CIDEr-D", "BLEU-4", "ROUGE-L")
 CONTENT_METRICS = ("object_f1", "first_action_accuracy", "sequence_accuracy")
@@ -94,26 +94,26 @@ def _source_content(seed_dir: str, source: str, pool: Mapping[str, Any]) -> dict
 def collect(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """report.json's content: every number of every seed, and mean ± std over seeds."""
   from vidistill.data.synthetic import world as world_lib  # pylint: disable=g-import-not-at-top
-  ctx = steps_lib.Context(config, workdir)
+  ctx = layout.Context(config, workdir)
   info = world_lib.load_world(ctx.world)
   test = {r["id"]: r for r in world_lib.load_truth(ctx.world, "test")}
   pool = {r["id"]: r for r in world_lib.load_truth(ctx.world, "pool")}
   seeds = _seeds(workdir)
-  vlm_rows = [r for r in steps_lib.VLMS if r != "visual_lm_unfrozen" or config.lm_unfrozen_ablation]
+  vlm_rows = [r for r in layout.VLMS if r != "visual_lm_unfrozen" or config.lm_unfrozen_ablation]
   per_seed: dict[str, Any] = {"adaptation": {}, "dual_encoder": {}, "scaling": {}}
   for seed in seeds:
     sd = os.path.join(workdir, f"seed_{seed}")
     for row in vlm_rows:
       per_seed["adaptation"].setdefault(row, []).append(_vlm_numbers(sd, row, test))
     for source in config.dual_encoder.sources:
-      numbers = _de_numbers(sd, steps_lib.de_step_name(source, 1.0))
+      numbers = _de_numbers(sd, layout.de_step_name(source, 1.0))
       numbers.update(_source_content(sd, source, pool))
       per_seed["dual_encoder"].setdefault(source, []).append(numbers)
-    for source, fraction in steps_lib.dual_encoder_runs(config):
+    for source, fraction in layout.dual_encoder_runs(config):
       if source in config.dual_encoder.scaling_sources:
         key = f"{source}@{fraction_key(fraction)}"
         per_seed["scaling"].setdefault(key, []).append(
-            _de_numbers(sd, steps_lib.de_step_name(source, fraction)))
+            _de_numbers(sd, layout.de_step_name(source, fraction)))
 
   def summarise(table: Mapping[str, list[dict[str, float]]]) -> dict[str, dict[str, Any]]:
     return {row: {k: _stat([r[k] for r in runs]) for k in runs[0]} for row, runs in table.items()}
@@ -131,7 +131,7 @@ def collect(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       points.append({"fraction": fraction, "clips": max(1, int(round(fraction * pool_size))),
                      **{k: _stat([r[k] for r in runs]) for k in ("t2v/R@1", "t2v/R@5")}})
     scaling[source] = points
-  timings = runner.read_timings(workdir)
+  timings = timings_lib.read(workdir)
   doc = {
       "variant": config.variant, "seeds": seeds, "world": ctx.world,
       "world_splits": {s: v["size"] for s, v in info["splits"].items()},
@@ -140,8 +140,8 @@ def collect(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       "dual_encoder": summarise(per_seed["dual_encoder"]),
       "scaling": scaling,
       "per_seed": per_seed,
-      "timings_s": {k: v for k, v in timings.items() if k != runner.WALL_CLOCK},
-      "wall_clock_s": timings.get(runner.WALL_CLOCK),
+      "timings_s": {k: v for k, v in timings.items() if k != timings_lib.WALL_CLOCK},
+      "wall_clock_s": timings.get(timings_lib.WALL_CLOCK),
       "workers": int(config.get("workers", 1)),
   }
   doc["claims"] = judge(doc, float(config.report.margin_stds))
@@ -149,7 +149,7 @@ def collect(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
 
 def fraction_key(fraction: float) -> str:
-  return steps_lib.fraction_name(fraction)
+  return layout.fraction_name(fraction)
 
 
 def _beats(a: Mapping[str, Any], b: Mapping[str, Any],
@@ -241,11 +241,11 @@ def samples(config: ml_collections.ConfigDict, workdir: str, path: str) -> list[
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   from vidistill.data.synthetic import world as world_lib  # pylint: disable=g-import-not-at-top
-  ctx = steps_lib.Context(config, workdir)
+  ctx = layout.Context(config, workdir)
   test = {r["id"]: r for r in world_lib.load_truth(ctx.world, "test")}
   seed_dir = os.path.join(workdir, f"seed_{_seeds(workdir)[0]}")
   preds = {}
-  for row in steps_lib.VLMS:
+  for row in layout.VLMS:
     p = os.path.join(seed_dir, f"eval_{row}", "captioning", "synthetic_test", "predictions.jsonl")
     if os.path.exists(p):
       preds[row] = {r["video_id"]: r["prediction"] for r in _jsonl(p)}

@@ -6,7 +6,8 @@ a user redoes a step after changing its config. The progress line
 
     [pipeline] 7/31 seed 0 caption_pseudo: running | 2m10s elapsed | ETA 5m40s
 
-estimates the rest from the steps timed so far (their relative weights, steps.Step.weight).
+estimates the rest from the steps' expected costs (timings.py: the workdir's last timings.json,
+else the static weights of steps.Step).
 """
 from __future__ import annotations
 
@@ -24,31 +25,26 @@ from typing import Any, Callable, Sequence
 import ml_collections
 
 from vidistill import compile_cache
+from vidistill import tf_quiet
+from vidistill.pipeline import layout
+from vidistill.pipeline import timings as timings_lib
 from vidistill.pipeline import steps as steps_lib
+from vidistill.progress import format_duration
 
 
-# timings.json key of the wall clock spent making the workdir's steps (summed over invocations
-# without --only / --from, up to the start of the latest step); the other keys are
-# "<seed>/<step>" or "all/<step>" step seconds.
-WALL_CLOCK = "run/wall_clock"
-
-
-def _fmt(seconds: float) -> str:
-  seconds = int(round(max(0.0, seconds)))
-  return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def plan(config: ml_collections.ConfigDict, workdir: str, *, only: str = "", start: str = "",
-         seeds: int = 1) -> list[tuple[steps_lib.Step, steps_lib.Context, bool]]:
+         seeds: int = 1) -> list[tuple[steps_lib.Step, layout.Context, bool]]:
   """(step, context, forced) in run order: the world, every seed's steps, the report."""
   all_steps = steps_lib.build(config)
   names = [s.name for s in all_steps]
   for flag, value in (("--only", only), ("--from", start)):
     if value and value not in names:
-      raise steps_lib.PipelineError(f"{flag}={value!r} is not a step of this pipeline; its steps "
+      raise layout.PipelineError(f"{flag}={value!r} is not a step of this pipeline; its steps "
                                     f"are: {', '.join(names)}")
   if only and start:
-    raise steps_lib.PipelineError("give --only or --from, not both")
+    raise layout.PipelineError("give --only or --from, not both")
   if only:
     chosen = {only}
   elif start:
@@ -57,7 +53,7 @@ def plan(config: ml_collections.ConfigDict, workdir: str, *, only: str = "", sta
     chosen = set(names)
   forced = bool(only or start)
   out = []
-  contexts = [steps_lib.Context(config, workdir, seed) for seed in range(max(1, seeds))]
+  contexts = [layout.Context(config, workdir, seed) for seed in range(max(1, seeds))]
   for step in all_steps:
     if step.name not in chosen:
       continue
@@ -102,7 +98,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, *, only: str, start: s
     # A complete step whose inputs are being made again is stale (the report after --seeds 3
     # on a one-seed workdir, a stage after its input's folder was deleted): it runs again.
     stale = sorted({name for _, name in needs & {job.key for job in jobs}})
-    if not forced and steps_lib.is_done(step.out_dir(ctx)):
+    if not forced and layout.is_done(step.out_dir(ctx)):
       if not stale:
         log(f"[pipeline] {label}: complete, skipped")
         continue
@@ -113,17 +109,21 @@ def _run(config: ml_collections.ConfigDict, workdir: str, *, only: str, start: s
   # The report's wall clock sums the invocations that made its steps (a first run, a resume
   # after a crash, more seeds); --only / --from reruns are not counted.
   counted = not only and not start
-  wall_before = read_timings(workdir).get(WALL_CLOCK, 0.0) if counted else 0.0
-  total_weight = sum(job.step.weight for job in jobs) or 1.0
-  done_weight, started = 0.0, time.monotonic()
+  last = timings_lib.read(workdir)
+  wall_before = last.get(timings_lib.WALL_CLOCK, 0.0) if counted else 0.0
+  costs = timings_lib.expected_costs({s.name: s.weight for s in by_name.values()}, last)
+  started = time.monotonic()
   timings: dict[str, float] = {}
   running: list[tuple[_Job, Any, float]] = []
   failed: list[str] = []
 
-  def eta() -> str:
-    # Wall seconds per unit of weight so far: parallel steps are counted as they overlapped.
-    rate = (time.monotonic() - started) / done_weight if done_weight else 60.0 / workers
-    return _fmt(rate * (total_weight - done_weight))
+  def eta(starting: _Job | None = None) -> str:
+    now = time.monotonic()
+    pending = [(job.key, costs[job.step.name], frozenset(job.needs)) for job in jobs]
+    active = [(job.key, costs[job.step.name] - (now - t0)) for job, _, t0 in running]
+    if starting is not None:  # Logged before its launch (in-process, launch runs the step).
+      active.append((starting.key, costs[starting.step.name]))
+    return format_duration(timings_lib.eta_seconds(pending, active, workers))
 
   while jobs or running:
     for job in [j for j in jobs if not j.needs & waiting]:
@@ -136,15 +136,17 @@ def _run(config: ml_collections.ConfigDict, workdir: str, *, only: str, start: s
         shutil.rmtree(out)  # A partial or forced step starts clean: its outputs are all its own.
       os.makedirs(out, exist_ok=True)
       if counted:  # Read by the report step when it starts: kept up to date at every start.
-        _record_time(workdir, WALL_CLOCK, wall_before + time.monotonic() - started)
-      log(f"[pipeline] {job.label}: running | {_fmt(time.monotonic() - started)} elapsed | "
-          f"ETA {eta()}")
+        timings_lib.record(workdir, timings_lib.WALL_CLOCK,
+                           wall_before + time.monotonic() - started)
+      elapsed = format_duration(time.monotonic() - started)
+      log(f"[pipeline] {job.label}: running | {elapsed} elapsed | "
+          f"ETA {eta(starting=job)}")
       # The clock starts before launch: in-process (workers=1) the step runs inside it.
       t0 = time.monotonic()
       running.append((job, launch(job.step, job.ctx, out), t0))
     if not running:
       if jobs and not failed:
-        raise steps_lib.PipelineError(f"steps {[j.label for j in jobs]} wait for steps that "
+        raise layout.PipelineError(f"steps {[j.label for j in jobs]} wait for steps that "
                                       "never run: the step list's needs are not in its order")
       break
     finished = [(job, handle, t0) for job, handle, t0 in running if handle.poll() is not None]
@@ -157,22 +159,22 @@ def _run(config: ml_collections.ConfigDict, workdir: str, *, only: str, start: s
       seconds = time.monotonic() - t0
       if handle.poll() != 0:
         failed.append(f"{job.label} (exit code {handle.poll()})")
-        log(f"[pipeline] {job.label}: FAILED after {_fmt(seconds)}")
+        log(f"[pipeline] {job.label}: FAILED after {format_duration(seconds)}")
         continue
       if job.step.name != "world":  # The world writes its own DONE.
-        with open(os.path.join(job.step.out_dir(job.ctx), steps_lib.DONE), "w",
+        with open(os.path.join(job.step.out_dir(job.ctx), layout.DONE), "w",
                   encoding="utf-8") as f:
           json.dump({"step": job.step.name, "seed": job.ctx.seed, "seconds": round(seconds, 3)},
                     f)
       waiting.discard(job.key)
-      _record_time(workdir, f"{job.ctx.seed if job.step.per_seed else 'all'}/{job.step.name}",
-                   seconds)
+      timings_lib.record(
+          workdir, timings_lib.step_key(job.ctx.seed if job.step.per_seed else None, job.step.name),
+          seconds)
       timings[f"{job.ctx.seed}/{job.step.name}"] = seconds
-      done_weight += job.step.weight
-      log(f"[pipeline] {job.label}: done in {_fmt(seconds)} | "
-          f"{_fmt(time.monotonic() - started)} elapsed | ETA {eta()}")
+      log(f"[pipeline] {job.label}: done in {format_duration(seconds)} | "
+          f"{format_duration(time.monotonic() - started)} elapsed | ETA {eta()}")
   if failed:
-    raise steps_lib.PipelineError(
+    raise layout.PipelineError(
         f"step {', '.join(failed)} failed: its log is above. The complete steps are kept; rerun "
         "the same command to resume from the failed step")
   return timings
@@ -184,7 +186,7 @@ Key = tuple  # (seed or None for a step run once, step name)
 @dataclasses.dataclass
 class _Job:
   step: steps_lib.Step
-  ctx: steps_lib.Context
+  ctx: layout.Context
   label: str
   forced: bool
   needs: set
@@ -194,7 +196,7 @@ class _Job:
     return (self.ctx.seed if self.step.per_seed else None, self.step.name)
 
 
-def _needs(step: steps_lib.Step, ctx: steps_lib.Context, by_name: dict[str, steps_lib.Step],
+def _needs(step: steps_lib.Step, ctx: layout.Context, by_name: dict[str, steps_lib.Step],
            seeds: Sequence[int]) -> set:
   """Keys of the steps `step` reads; a step run once (the report) reads every seed's."""
   out = set()
@@ -215,7 +217,7 @@ class _Done:
     return 0
 
 
-def _run_here(step: steps_lib.Step, ctx: steps_lib.Context, out: str) -> _Done:
+def _run_here(step: steps_lib.Step, ctx: layout.Context, out: str) -> _Done:
   step.run(ctx, out)
   return _Done()
 
@@ -227,9 +229,9 @@ class _Pool:
 
   def __init__(self, workers: int):
     self.executor = concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"))
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_worker)
 
-  def __call__(self, step: steps_lib.Step, ctx: steps_lib.Context, out: str) -> _Future:
+  def __call__(self, step: steps_lib.Step, ctx: layout.Context, out: str) -> _Future:
     del out  # The worker finds it from the step, as the parent did.
     return _Future(self.executor.submit(_child_main, ctx.config.to_json(), ctx.workdir,
                                         ctx.seed, step.name))
@@ -245,12 +247,18 @@ class _Future:
     return 0 if self.future.exception() is None else 1
 
 
+def _quiet_worker() -> None:
+  # A spawned worker imports TensorFlow (through seqio) inside its first step: imported here
+  # first, its C++ start-up lines go nowhere, as in the command's own process (cli.py).
+  tf_quiet.import_tensorflow()
+
+
 def _child_main(config_json: str, workdir: str, seed: int, name: str) -> None:
   config = ml_collections.ConfigDict(json.loads(config_json))
   if config.get("compile_cache"):
     compile_cache.enable(os.path.join(workdir, config.compile_cache))
   step = {s.name: s for s in steps_lib.build(config)}[name]
-  ctx = steps_lib.Context(config, workdir, seed)
+  ctx = layout.Context(config, workdir, seed)
   try:
     step.run(ctx, step.out_dir(ctx))
   except BaseException:
@@ -259,30 +267,7 @@ def _child_main(config_json: str, workdir: str, seed: int, name: str) -> None:
     raise
 
 
-Launcher = Callable[[steps_lib.Step, steps_lib.Context, str], Any]
-
-
-def _record_time(workdir: str, key: str, seconds: float) -> None:
-  """workdir/timings.json: the last duration of every step (read by the report)."""
-  path = os.path.join(workdir, "timings.json")
-  data = {}
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      data = json.load(f)
-  data[key] = round(seconds, 3)
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(data, f, indent=1, sort_keys=True)
-  os.replace(tmp, path)
-
-
-def read_timings(workdir: str) -> dict[str, float]:
-  """timings.json: seconds of every step, and WALL_CLOCK."""
-  path = os.path.join(workdir, "timings.json")
-  if not os.path.exists(path):
-    return {}
-  with open(path, encoding="utf-8") as f:
-    return json.load(f)
+Launcher = Callable[[steps_lib.Step, layout.Context, str], Any]
 
 
 def step_names(config: ml_collections.ConfigDict) -> Sequence[str]:

@@ -2,54 +2,21 @@
 
 A step is complete when its directory holds DONE (written last, with the step's seconds), so a
 rerun skips it and a crash costs one step. Steps call the library (vidistill.train, .caption,
-.eval), never subprocesses. Layout of a workdir:
-
-    world/                      the synthetic world (its own DONE)
-    seed_<k>/<step>/            every training, captioning and evaluation step of seed k
-    report.md report.json scaling.png samples.png
+.eval), never subprocesses. The workdir's layout and the names shared with the runner and the
+report: layout.py.
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import json
 import os
 from typing import Any, Callable
 
 import ml_collections
 
 from vidistill.config_args import ConfigError
-
-DONE = "DONE"
-CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__)))), "configs")
-VLM_STAGES = ("text_pretrain", "image_pretrain", "visual_adaptation", "language_adaptation")
-# Which prompt each VLM answers a caption request with: stage 2 learnt captions as instructions.
-DESCRIBE = "describe the video in detail."
-CAPTION = "caption en:"
-
-
-class PipelineError(RuntimeError):
-  """A step cannot run: a missing input, an unknown step name."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Context:
-  config: ml_collections.ConfigDict
-  workdir: str
-  seed: int = 0
-
-  @property
-  def world(self) -> str:
-    return self.config.world.dir or os.path.join(self.workdir, "world")
-
-  def dir(self, step: str) -> str:
-    return os.path.join(self.workdir, f"seed_{self.seed}", step)
-
-  def world_info(self) -> dict[str, Any]:
-    with open(os.path.join(self.world, "world.json"), encoding="utf-8") as f:
-      return json.load(f)
-
+from vidistill.pipeline import report
+from vidistill.pipeline.layout import (CAPTION, DESCRIBE, VLM_STAGES, VLMS, Context, PipelineError,
+                                       de_step_name, dual_encoder_runs, load_config)
 
 @dataclasses.dataclass(frozen=True)
 class Step:
@@ -63,19 +30,6 @@ class Step:
     if self.name == "world":
       return ctx.world
     return ctx.dir(self.name) if self.per_seed else os.path.join(ctx.workdir, self.name)
-
-
-def load_config(relpath: str, arg: str) -> ml_collections.ConfigDict:
-  """configs/<relpath>:get_config(arg), loaded by path (configs/ is not a package)."""
-  path = os.path.join(CONFIGS, relpath)
-  spec = importlib.util.spec_from_file_location(f"vidistill_cfg_{relpath}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
-
-
-def is_done(path: str) -> bool:
-  return os.path.isfile(os.path.join(path, DONE))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -197,10 +151,6 @@ def caption_frame(ctx: Context, out: str) -> None:
                 prompt=CAPTION)
 
 
-def fraction_name(fraction: float) -> str:
-  return "1" if fraction >= 1 else f"1of{round(1 / fraction)}"
-
-
 def dual_encoder(source: str, fraction: float) -> Callable[[Context, str], None]:
   def run(ctx: Context, out: str) -> None:
     d = ctx.config.dual_encoder
@@ -242,30 +192,11 @@ def eval_dual_encoder(model_step: str) -> Callable[[Context, str], None]:
 
 
 def write_report(ctx: Context, out: str) -> None:
-  from vidistill.pipeline import report  # pylint: disable=g-import-not-at-top
   report.write(ctx.config, ctx.workdir, out)
 
 
 # ------------------------------------------------------------------------------------------------
 # The list.
-
-# The VLMs of the adaptation ablation: report row -> (training step, its caption prompt).
-VLMS = {"image": ("image_pretrain", CAPTION), "visual": ("visual_adaptation", CAPTION),
-        "visual_language": ("language_adaptation", DESCRIBE),
-        "visual_lm_unfrozen": ("visual_adaptation_lm_unfrozen", CAPTION)}
-
-
-def dual_encoder_runs(config: ml_collections.ConfigDict) -> list[tuple[str, float]]:
-  """(source, fraction) of every dual encoder: each source on the whole pool, then the curve."""
-  d = config.dual_encoder
-  runs = [(s, 1.0) for s in d.sources]
-  runs += [(s, float(f)) for s in d.scaling_sources for f in d.fractions if float(f) < 1]
-  return runs
-
-
-def de_step_name(source: str, fraction: float) -> str:
-  return f"de_{source}_{fraction_name(fraction)}"
-
 
 def build(config: ml_collections.ConfigDict) -> list[Step]:
   """Every step of `config`'s pipeline, in the order they run one at a time; `needs` lets

@@ -17,6 +17,7 @@ epath, and locating and removing steps go through vidistill.fs (tf.io.gfile).
 """
 from __future__ import annotations
 
+import logging as pylogging
 import os
 import re
 from typing import Any, Mapping, Sequence
@@ -50,10 +51,26 @@ def _train_item(state: state_lib.TrainState) -> dict[str, Any]:
 def _configure_array_handler() -> None:
   global _handler_configured
   if not _handler_configured:
-    ocp.type_handlers.register_type_handler(
-        jax.Array, ocp.type_handlers.ArrayHandler(
-            min_slice_bytes_for_replica_parallel=MIN_REPLICA_SLICE_BYTES), override=True)
+    # Overriding is the point (replica-parallel slices); orbax warns on every override, a line
+    # between the progress lines of each process that saves.
+    absl_logger, quiet = pylogging.getLogger("absl"), _DropMessage("Type handler registry")
+    absl_logger.addFilter(quiet)
+    try:
+      ocp.type_handlers.register_type_handler(
+          jax.Array, ocp.type_handlers.ArrayHandler(
+              min_slice_bytes_for_replica_parallel=MIN_REPLICA_SLICE_BYTES), override=True)
+    finally:
+      absl_logger.removeFilter(quiet)
     _handler_configured = True
+
+
+class _DropMessage(pylogging.Filter):
+  def __init__(self, start: str):
+    super().__init__()
+    self.start = start
+
+  def filter(self, record: pylogging.LogRecord) -> bool:
+    return not str(record.msg).startswith(self.start)
 
 
 class Checkpoints:

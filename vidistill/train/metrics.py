@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
+
+from vidistill import progress as progress_lib
 
 
 class LogWriter:
@@ -102,8 +104,8 @@ def _peak_flops(device: jax.Device, size: int, repeats: int) -> float:
   return 2.0 * size ** 3 / max(best, 1e-9)
 
 
-class Progress:
-  """Throughput, MFU and ETA between log points; time spent in `excluded()` is not counted."""
+class StepMeter:
+  """Throughput and MFU between log points, and the ETA; time in `excluded()` is not counted."""
 
   def __init__(self, *, total_steps: int, start_step: int, examples_per_step: int,
                flops_per_step: float | None, peak_flops: float | None,
@@ -112,40 +114,29 @@ class Progress:
     self.examples_per_step = examples_per_step
     self.flops_per_step = flops_per_step
     self.peak_flops = peak_flops  # All devices together.
-    self._clock = clock
-    self._start_step = self._last_step = start_step
-    self._start_time = self._last_time = clock()
-    self._excluded = self._excluded_since_last = 0.0
+    self.progress = progress_lib.Progress(total_steps, done=start_step, clock=clock)
+    self._last_step, self._last_elapsed = start_step, 0.0
     self._tokens = 0.0
 
   def add_tokens(self, tokens: float) -> None:
     self._tokens += tokens
 
-  @contextlib.contextmanager
-  def excluded(self) -> Iterator[None]:
-    start = self._clock()
-    try:
-      yield
-    finally:
-      spent = self._clock() - start
-      self._excluded += spent
-      self._excluded_since_last += spent
+  def excluded(self) -> contextlib.AbstractContextManager[None]:
+    return self.progress.excluded()
 
   def measure(self, step: int) -> dict[str, float]:
     """Rates since the previous `measure` (steps/s, examples/s, tokens/s, mfu) and the ETA."""
-    now = self._clock()
-    elapsed = max(now - self._last_time - self._excluded_since_last, 1e-9)
+    self.progress.add(step - self.progress.done)
+    elapsed_total = self.progress.elapsed
+    elapsed = max(elapsed_total - self._last_elapsed, 1e-9)
     steps = step - self._last_step
     out = {"steps_per_sec": steps / elapsed,
            "examples_per_sec": steps * self.examples_per_step / elapsed,
            "tokens_per_sec": self._tokens / elapsed}
     if self.flops_per_step and self.peak_flops:
       out["mfu"] = self.flops_per_step * out["steps_per_sec"] / self.peak_flops
-    total_elapsed = max(now - self._start_time - self._excluded, 1e-9)
-    rate = (step - self._start_step) / total_elapsed
-    out["eta_seconds"] = (self.total_steps - step) / rate if rate > 0 else float("inf")
-    self._last_step, self._last_time = step, now
-    self._excluded_since_last, self._tokens = 0.0, 0.0
+    out["eta_seconds"] = self.progress.eta_seconds
+    self._last_step, self._last_elapsed, self._tokens = step, elapsed_total, 0.0
     return out
 
   def line(self, step: int, measures: Mapping[str, float], loss: float | None = None) -> str:
@@ -156,17 +147,8 @@ class Progress:
     parts.append(f"{measures['steps_per_sec']:.3g} steps/s {measures['examples_per_sec']:.3g} ex/s")
     if "mfu" in measures:
       parts.append(f"MFU {100.0 * measures['mfu']:.1f}%")
-    parts.append(f"ETA {format_seconds(measures['eta_seconds'])}")
+    parts.append(f"ETA {progress_lib.format_duration(measures['eta_seconds'])}")
     return " | ".join(parts)
-
-
-def format_seconds(seconds: float) -> str:
-  if not np.isfinite(seconds):
-    return "?"
-  seconds = int(round(seconds))
-  h, rest = divmod(seconds, 3600)
-  m, s = divmod(rest, 60)
-  return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
 def count_tokens(batch: Mapping[str, np.ndarray], keys: tuple[str, ...] = ("inputs", "targets"),

@@ -340,7 +340,7 @@ def _place(value: Any, sharding: NamedSharding) -> jax.Array:
 
 
 def _progress(config: Any, model: Any, compiled: Any, example: Mapping[str, np.ndarray],
-              mesh: jax.sharding.Mesh, total_steps: int, start_step: int) -> metrics_lib.Progress:
+              mesh: jax.sharding.Mesh, total_steps: int, start_step: int) -> metrics_lib.StepMeter:
   """Throughput / MFU bookkeeping: model FLOPs (or XLA's count) against the peak."""
   forward = model_api.forward_flops_per_example(model, example)
   batch_size = int(config.batch_size)
@@ -351,7 +351,7 @@ def _progress(config: Any, model: Any, compiled: Any, example: Mapping[str, np.n
     peak = metrics_lib.measure_peak_flops()
     logging.info("measured %.3g FLOP/s per device (matmul); set config.peak_flops_per_device to "
                  "the datasheet peak for a true MFU", peak)
-  return metrics_lib.Progress(total_steps=total_steps, start_step=start_step,
+  return metrics_lib.StepMeter(total_steps=total_steps, start_step=start_step,
                               examples_per_step=batch_size, flops_per_step=flops_per_step,
                               peak_flops=peak * mesh.size)
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 from absl import logging
 import numpy as np
 
+from vidistill import progress as progress_lib
 from vidistill.config_args import ConfigError
 from vidistill.data import annotations
 from vidistill.data import prefetch
@@ -98,7 +99,7 @@ def map_video_batches(records: Sequence[VideoRecord], call: Callable[[Any, list[
   Raises EvalDataError for a failed video unless `options.on_error == "skip"`, and when no video
   could be used at all.
   """
-  progress = Progress(f"{label} videos", len(records), batch_size, settings.progress_every_s)
+  progress = BatchLog(f"{label} videos", len(records), batch_size, settings.progress_every_s)
   outputs: dict[int, Any] = {}
   failed: list[int] = []
   batch: list[tuple[int, np.ndarray]] = []
@@ -145,7 +146,7 @@ def map_video_batches(records: Sequence[VideoRecord], call: Callable[[Any, list[
 def embed_texts(model: common.VideoTextEmbedder, texts: Sequence[str], *,
                 settings: common.Settings, batch_size: int, label: str) -> np.ndarray:
   """[N, D] float32 unit-norm text embeddings, `batch_size` texts per call (last batch padded)."""
-  progress = Progress(f"{label} texts", len(texts), batch_size, settings.progress_every_s)
+  progress = BatchLog(f"{label} texts", len(texts), batch_size, settings.progress_every_s)
   out = []
   for start in range(0, len(texts), batch_size):
     chunk = list(texts[start:start + batch_size])
@@ -178,7 +179,7 @@ def embed_videos(model: common.VideoTextEmbedder, records: Sequence[VideoRecord]
 # ------------------------------------------------------------------------------------------------
 # Progress: absl log lines with batches done, rate and ETA.
 
-class Progress:
+class BatchLog:
   """Logs `<label>: batch b/B (n/N), rate/s, ETA` every `every_s` seconds, and once at `finish()`.
 
   `clock` is injectable for tests; the lines logged are kept in `lines`.
@@ -186,38 +187,29 @@ class Progress:
 
   def __init__(self, label: str, total_items: int, batch_size: int, every_s: float,
                clock: Callable[[], float] = time.monotonic):
-    self.label, self.total_items, self.every_s, self._clock = label, total_items, every_s, clock
+    self.label, self.every_s = label, every_s
+    self.progress = progress_lib.Progress(total_items, clock=clock)
     self.total_batches = max(1, -(-total_items // batch_size))
-    self.batches = self.items = 0
-    self._start = self._last = clock()
+    self.batches = 0
     self.lines: list[str] = []
 
   def update(self, items: int) -> None:
     """One batch of `items` done."""
     self.batches += 1
-    self.items += items
-    if self._clock() - self._last >= self.every_s:
+    self.progress.add(items)
+    if self.progress.due(self.every_s):
       self._log()
 
   def skip(self) -> None:
     """One item left out (its video failed): counts towards the total, in no batch."""
-    self.items += 1
+    self.progress.add(1)
 
   def finish(self) -> None:
     self._log()
 
   def _log(self) -> None:
-    now = self._last = self._clock()
-    elapsed = max(now - self._start, 1e-9)
-    rate = self.items / elapsed
-    left = max(self.total_items - self.items, 0)
-    eta = format_seconds(left / rate) if rate > 0 else "?"
+    p = self.progress
     self.lines.append(f"{self.label}: batch {self.batches}/{self.total_batches} "
-                      f"({self.items}/{self.total_items}), {rate:.1f}/s, ETA {eta}")
+                      f"({p.done}/{p.total}), {p.rate:.1f}/s, "
+                      f"ETA {progress_lib.format_duration(p.eta_seconds)}")
     logging.info("%s", self.lines[-1])
-
-
-def format_seconds(seconds: float) -> str:
-  seconds = int(round(seconds))
-  hours, rest = divmod(seconds, 3600)
-  return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
