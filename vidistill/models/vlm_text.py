@@ -12,19 +12,32 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
+from vidistill.config_args import ConfigError
 from vidistill.models import dual_encoder_model
 from vidistill.models import vlm
 
 
+# A config's `decode` block names -> vlm.DecodeConfig fields; the defaults are DecodeConfig's.
+_DECODE_SETTINGS = {"method": "method", "max_decode_len": "max_len", "beam_size": "beam_size",
+                    "length_penalty": "alpha", "temperature": "temperature", "top_k": "top_k",
+                    "top_p": "top_p"}
+
+
 def decode_config(settings: Mapping[str, Any], num_samples: int = 1) -> vlm.DecodeConfig:
-  """A config's `decode` block (configs/caption, configs/eval) -> vlm.DecodeConfig."""
-  method = settings.get("method", "greedy")
-  return vlm.DecodeConfig(
-      method=method, max_len=int(settings.get("max_decode_len", 32)),
-      beam_size=int(settings.get("beam_size", 4)), alpha=float(settings.get("length_penalty", 0.6)),
-      temperature=float(settings.get("temperature", 1.0)), top_k=int(settings.get("top_k", 0)),
-      top_p=float(settings.get("top_p", 1.0)),
-      num_decodes=int(num_samples) if method == "sample" else 1)
+  """A config's `decode` block (configs/caption, configs/eval) -> vlm.DecodeConfig.
+
+  Keys the block leaves out keep DecodeConfig's defaults; an unknown key is an error.
+  """
+  unknown = sorted(set(settings) - set(_DECODE_SETTINGS))
+  if unknown:
+    raise ConfigError(f"decode settings {unknown} are not known; expected some of "
+                      f"{sorted(_DECODE_SETTINGS)}")
+  cast = {f.name: {"str": str, "int": int, "float": float}[f.type]
+          for f in dataclasses.fields(vlm.DecodeConfig)}
+  kwargs = {_DECODE_SETTINGS[k]: cast[_DECODE_SETTINGS[k]](v) for k, v in settings.items()}
+  if kwargs.get("method", "greedy") == "sample":
+    kwargs["num_decodes"] = int(num_samples)
+  return vlm.DecodeConfig(**kwargs)
 
 
 @dataclasses.dataclass
