@@ -123,8 +123,8 @@ def _run(tasks: list[dict[str, Any]], num_workers: int) -> float:
   # them: cheaper than an import per worker (spawn), and safe whatever this process has run (a
   # plain fork after TensorFlow has started its threads can deadlock).
   context = multiprocessing.get_context("forkserver")
-  context.set_forkserver_preload(["vidistill.data.synthetic.world", "vidistill.data.shards",
-                                  "tensorflow"])
+  context.set_forkserver_preload(["vidistill.tf_loaded", "vidistill.data.synthetic.world",
+                                  "vidistill.data.shards"])
   with context.Pool(min(num_workers, len(tasks))) as pool:
     for result in pool.imap_unordered(build_part, tasks):
       progress(result)
