@@ -19,6 +19,9 @@ _LOG_LINE = re.compile(r"^[IWEF]\d{4} ")  # absl's log prefix: I1206 07:45:17.36
 
 def vidistill(*args, timeout=300, cwd=None):
   env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  # One CPU device, as a user's machine has (conftest gives this process 8 fake ones).
+  env["XLA_FLAGS"] = env.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count=8",
+                                                      "")
   return subprocess.run([sys.executable, "-m", "vidistill.cli", *map(str, args)],
                         capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
 
@@ -90,3 +93,171 @@ def test_unknown_config_field_names_its_dotted_path(tmp_path, override, message)
                      "--workdir", tmp_path / "w")
   assert_user_error(result, message)
   assert "\\" not in result.stderr
+
+
+# ------------------------------------------------------------------------------------- train
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+  path = tmp_path_factory.mktemp("user_errors") / "world"
+  result = vidistill("data", "synth", "--config", f"{CONFIGS}/data/synthetic.py:tiny",
+                     "--workdir", path)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return path
+
+
+def _stage(name, world, extra=""):
+  return ["--config", f"{CONFIGS}/train/{name}.py:tiny,world={world}{extra}"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra, message", [
+    (",steps=-5", "config.total_steps=-5 must be positive"),
+    (",init=/nonexistent/stage0", "config.init.checkpoint (the `init=` argument): no complete "
+     "checkpoint under '/nonexistent/stage0'"),
+])
+def test_train_refuses_before_writing_anything(world, tmp_path, extra, message):
+  workdir = tmp_path / "run"
+  result = vidistill("train", *_stage("visual_adaptation", world, extra), "--workdir", workdir)
+  assert_user_error(result, message)
+  assert not workdir.exists()
+
+
+@pytest.mark.slow
+def test_train_without_a_world_names_the_argument(tmp_path):
+  workdir = tmp_path / "run"
+  result = vidistill("train", "--config", f"{CONFIGS}/train/image_pretrain.py:tiny,"
+                     f"world={tmp_path}/no_world", "--workdir", workdir)
+  assert_user_error(result, f"data.world='{tmp_path}/no_world' is not a synthetic world")
+  assert not workdir.exists()
+
+
+@pytest.fixture(scope="module")
+def trained(world, tmp_path_factory):
+  """A tiny image_pretrain workdir (2 steps), trained once for the module."""
+  workdir = tmp_path_factory.mktemp("user_errors") / "stage0"
+  result = vidistill("train", *_stage("image_pretrain", world, ",steps=2"), "--workdir", workdir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir
+
+
+@pytest.mark.slow
+def test_rerun_with_another_model_size_is_refused_and_the_workdir_still_evaluates(
+    world, trained, tmp_path):
+  before = snapshot(trained)
+  result = vidistill("train", "--config", f"{CONFIGS}/train/image_pretrain.py:quick,world={world},"
+                     "steps=2", "--workdir", trained)
+  assert_user_error(result, "holds a run trained with another config",
+                    "model.vit.variant: 'mu/8' there, 'nu/16' now", "--restart")
+  assert snapshot(trained) == before
+  out = tmp_path / "eval"
+  evaluated = vidistill("eval", "--config", f"{CONFIGS}/eval/captioning.py:tiny,data={world},max=2",
+                        "--checkpoint", trained, "--workdir", out)
+  assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+  assert (out / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_init_from_another_model_size_is_refused_before_writing(world, trained, tmp_path):
+  workdir = tmp_path / "stage1"
+  result = vidistill("train", "--config", f"{CONFIGS}/train/visual_adaptation.py:quick,"
+                     f"world={world},init={trained}", "--workdir", workdir)
+  assert_user_error(result, "config.init.checkpoint", "shapes differ", "another model size")
+  assert not workdir.exists()
+
+
+# -------------------------------------------------------------------------------------- eval
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suite, message", [
+    ("retrieval.py:tiny", "the 'retrieval' suite evaluates a 'dual_encoder' model but"),
+    ("captioning.py:tiny,res=48", "resolution 48 px, but the checkpoint was trained at 32 px"),
+    ("captioning.py:tiny,frames=20", "20 frames, but the checkpoint's model reads at most 16"),
+])
+def test_eval_with_a_checkpoint_that_does_not_fit_the_suite(world, trained, tmp_path, suite,
+                                                             message):
+  out = tmp_path / "eval"
+  before = snapshot(trained)
+  result = vidistill("eval", "--config", f"{CONFIGS}/eval/{suite},data={world}", "--checkpoint",
+                     trained, "--workdir", out)
+  assert_user_error(result, message)
+  assert not out.exists() and snapshot(trained) == before
+
+
+@pytest.mark.slow
+def test_eval_with_a_config_json_that_does_not_fit_the_checkpoint(world, trained, tmp_path):
+  import shutil
+  copy = tmp_path / "copy"
+  shutil.copytree(trained, copy)
+  config = (copy / "config.json").read_text()
+  (copy / "config.json").write_text(config.replace('"mu/8"', '"nu/16"'))
+  out = tmp_path / "eval"
+  result = vidistill("eval", "--config", f"{CONFIGS}/eval/captioning.py:tiny,data={world}",
+                     "--checkpoint", copy, "--workdir", out)
+  assert_user_error(result, "does not fit the model its config.json describes", "shapes differ")
+  assert not out.exists()
+
+
+# ----------------------------------------------------------------------------------- caption
+
+
+def _caption(trained, manifest, out, *extra):
+  return vidistill("caption", "--config", f"{CONFIGS}/caption/pseudo_caption.py:tiny", *extra,
+                   "--checkpoint", trained, "--input", manifest, "--output", out)
+
+
+@pytest.mark.slow
+def test_caption_at_another_resolution_than_the_checkpoint_writes_no_plan(world, trained,
+                                                                          tmp_path):
+  out = tmp_path / "captions"
+  result = _caption(trained, world / "annotations" / "pool_internvid.jsonl", out,
+                    "--config.resolution=48", "--video_root", world / "videos" / "pool")
+  assert_user_error(result, "resolution 48 px, but the checkpoint was trained at 32 px")
+  assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, content, where", [
+    ("manifest.csv", b"id,path\nclip\xe9,a.mp4\n", ":2: not UTF-8 text: byte 0xe9 at byte offset 12"),
+    ("manifest.jsonl", b'{"id": "a", "path": "a.mp4"}\n{"id": "caf\xe9", "path": "b.mp4"}\n',
+     ":2: not UTF-8 text: byte 0xe9 at byte offset 40"),
+])
+def test_caption_manifest_that_is_not_utf8_names_line_and_byte(trained, tmp_path, name, content,
+                                                               where):
+  manifest = tmp_path / name
+  manifest.write_bytes(content)
+  out = tmp_path / "captions"
+  result = _caption(trained, manifest, out)
+  assert_user_error(result, f"{manifest}{where}", "save the file as UTF-8")
+  assert not out.exists()
+
+
+# -------------------------------------------------------------------------------- full disk
+
+
+def _can_mount_tmpfs(tmp_path):
+  probe = tmp_path / "probe"
+  probe.mkdir()
+  return subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {probe}"],
+                        capture_output=True).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_exit_3(world, tmp_path):
+  # A 1 MB file system in a private mount namespace: the first checkpoint (~1.5 MB) cannot fit.
+  if not _can_mount_tmpfs(tmp_path):
+    pytest.skip("needs `unshare -rm` (user + mount namespaces) to make a small file system")
+  disk = tmp_path / "disk"
+  disk.mkdir()
+  command = " ".join([sys.executable, "-m", "vidistill.cli", "train", "--config",
+                      f"{CONFIGS}/train/image_pretrain.py:tiny,world={world},steps=2",
+                      "--workdir", str(disk / "run")])
+  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  env["XLA_FLAGS"] = ""
+  result = subprocess.run(["unshare", "-rm", "sh", "-c",
+                           f"mount -t tmpfs -o size=1m tmpfs {disk} && exec {command}"],
+                          capture_output=True, text=True, timeout=600, env=env)
+  assert_user_error(result, "no space left on the device", "rerun the same command", code=3,
+                    max_lines=1)

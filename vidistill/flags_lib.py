@@ -1,6 +1,7 @@
 """Shared absl flag handling for `vidistill <command>`: --config, overrides, --workdir, --help."""
 from __future__ import annotations
 
+import errno
 import logging as pylogging
 import re
 import sys
@@ -50,9 +51,18 @@ def run_command(prog: str, argv: Sequence[str], doc: str, flag_modules: Sequence
     logging.get_absl_handler().addFilter(_QuietLibraries())
     try:
       main(list(parsed[1:]))
-    except UsageError as e:
+    except CommandError as e:
       print(f"{prog}: error: {e}", file=sys.stderr)
-      sys.exit(2)
+      sys.exit(e.code)
+    except Exception as e:  # pylint: disable=broad-except
+      full = _no_space(e)
+      if full is None:
+        raise
+      where = f" writing {full.filename}" if full.filename else ""
+      print(f"{prog}: error: no space left on the device{where}; free some space and rerun the "
+            "same command: it resumes from what was committed (the last complete checkpoint, "
+            "the committed caption units)", file=sys.stderr)
+      sys.exit(EXIT_NO_SPACE)
 
   app.run(_main, argv=[prog] + argv, flags_parser=lambda a: _parse_flags(prog, a))
 
@@ -83,6 +93,19 @@ def _parse_flags(prog: str, argv: Sequence[str]) -> list[str]:
     if error:
       _fail(prog, f"--{name}: {error}")
   return parsed
+
+
+def _no_space(error: BaseException | None) -> OSError | None:
+  """The ENOSPC OSError behind `error` (libraries such as orbax wrap it), or None."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+      return error
+    if "No space left on device" in str(error):
+      return OSError(errno.ENOSPC, "No space left on device")
+    error = error.__cause__ or error.__context__
+  return None
 
 
 def _fail(prog: str, message: str) -> NoReturn:
@@ -131,16 +154,39 @@ def _concise(message: str) -> str:
 
 
 class _QuietLibraries(pylogging.Filter):
-  """Drops INFO lines of libraries that narrate every step (orbax: ~30 lines per checkpoint)."""
+  """Drops INFO lines of libraries that narrate every step (orbax: ~30 lines per checkpoint), and
+  the tracebacks of their error lines."""
   NOISY = ("/orbax/", "/etils/", "/tensorstore/")
 
   def filter(self, record: pylogging.LogRecord) -> bool:
-    return record.levelno >= pylogging.WARNING or not any(
-        part in record.pathname for part in self.NOISY)
+    if not any(part in record.pathname for part in self.NOISY):
+      return True
+    if record.exc_info:
+      # orbax logs each failed background write with its traceback (a full disk: a dozen);
+      # the command reports the cause once, so the line without the traceback is enough.
+      record.exc_info, record.exc_text = None, None
+    return record.levelno >= pylogging.WARNING
 
 
-class UsageError(Exception):
+# Exit codes of every command (docs/training.md, docs/captioning.md list them).
+EXIT_USAGE = 2         # The command, its config or its inputs are wrong; nothing was damaged.
+EXIT_NO_SPACE = 3      # A write failed for lack of disk space; rerun the same command to resume.
+EXIT_FAILED = 1        # The run itself failed (e.g. a NaN loss); the message says why.
+
+
+class CommandError(Exception):
+  """Ends a command with a one-line message (no traceback) and exit code `code`."""
+
+  def __init__(self, message: str, code: int = EXIT_FAILED):
+    super().__init__(message)
+    self.code = code
+
+
+class UsageError(CommandError):
   """A command-line mistake: printed as one line (no traceback) and exit code 2."""
+
+  def __init__(self, message: str):
+    super().__init__(message, EXIT_USAGE)
 
 
 def config_from_flags(required: bool = True):

@@ -54,6 +54,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       buffer=v["buffer"],               # Videos decoded ahead of the captioner (memory bound).
   ))
   config.progress_every_s = 30.0        # Seconds between progress lines / metrics rows.
+  config.peer_timeout_s = 30            # Multi-process: a process silent this long is gone; the
+                                        # others finish their own units and exit with code 4.
 
   # What the model sees and says.
   config.num_frames = arg.frames or v["num_frames"]    # Frames sampled uniformly per video/window.

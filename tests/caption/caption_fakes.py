@@ -105,7 +105,8 @@ def make_corpus(root: str, num_good: int = 10) -> dict:
   bad = {"corrupt": ("clips/corrupt.mp4", "corrupt"), "empty": ("clips/empty.mp4", "empty"),
          "audio": ("clips/audio.wav", "no_video"), "missing": ("clips/missing.mp4", "missing")}
   with open(os.path.join(root, bad["corrupt"][0]), "wb") as f:
-    f.write(np.random.default_rng(0).bytes(4000))
+    # An mp4 header, then garbage: a damaged video, not some other kind of file.
+    f.write(b"\x00\x00\x00\x20ftypisom" + np.random.default_rng(0).bytes(4000))
   open(os.path.join(root, bad["empty"][0]), "wb").close()
   write_audio_only(os.path.join(root, bad["audio"][0]))
   return {"good": good, "bad": bad}

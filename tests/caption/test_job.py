@@ -194,6 +194,38 @@ def test_changed_manifest_for_same_output_is_refused(corpus, tmp_path):
     _run(corpus, tmp_path, captioner=FakeCaptioner(name="another-ckpt"))
 
 
+def test_a_plan_without_committed_units_is_replaced(corpus, tmp_path):
+  # What a run that failed before its first commit leaves: units.jsonl with other settings.
+  class Failing(FakeCaptioner):
+    def caption(self, frames, prompts, rng_seed):
+      raise RuntimeError("wrong resolution for this model")
+  config = load_config("tiny")
+  config.resolution = 48
+  with pytest.raises(RuntimeError, match="wrong resolution"):
+    _run(corpus, tmp_path, config=config, captioner=Failing())
+  assert os.path.exists(tmp_path / "units.jsonl") and not os.listdir(tmp_path / "done")
+  summary = _run(corpus, tmp_path)  # The right settings: the old plan is replaced, not refused.
+  assert summary.units_committed == summary.units_total == 4
+  assert json.loads(open(tmp_path / "units.jsonl").readline())["job"]["resolution"] == 32
+  with pytest.raises(job.units_lib.PlanMismatchError, match="resolution"):
+    _run(corpus, tmp_path, config=config)  # Now units are committed: the plan is protected.
+
+
+def test_a_listed_file_that_is_no_video_is_filed_as_not_video(corpus, tmp_path):
+  text = tmp_path / "passwd"
+  text.write_text("root:x:0:0:root:/root:/bin/bash\n")
+  manifest = tmp_path / "manifest.jsonl"
+  manifest.write_text(json.dumps({"id": "passwd", "path": str(text)}) + "\n" +
+                      json.dumps({"id": "clip000", "path": corpus["good"]["clip000"][0]}) + "\n")
+  out = tmp_path / "out"
+  summary = job.run_job(load_config("tiny"), FakeCaptioner(), str(manifest), str(out),
+                        video_root=corpus["root"])
+  (failure,) = caption_output.read_failures(str(out))
+  assert (failure["video_id"], failure["kind"]) == ("passwd", "not_video")
+  assert "not a video" in failure["reason"] and str(text) in failure["reason"]
+  assert summary.videos_done == 1 and summary.failures_by_kind == {"not_video": 1}
+
+
 def test_bad_captioner_output_is_an_error(corpus, tmp_path):
   class Broken(FakeCaptioner):
     def caption(self, frames, prompts, rng_seed):

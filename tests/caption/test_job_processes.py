@@ -126,6 +126,43 @@ def test_cli_two_processes_with_jax_distributed(corpus, tmp_path):
   assert _caption_files(str(out)) == _caption_files(corpus["reference"])
 
 
+@pytest.mark.slow  # ~60 s a case.
+@pytest.mark.parametrize("victim", [0, 1])  # 0 also hosts JAX's coordination service.
+def test_cli_survivor_of_a_killed_peer_exits_in_bounded_time_with_code_4(corpus, tmp_path,
+                                                                          victim):
+  out = tmp_path / "out"
+
+  def start(port, delay):
+    return [_cli(corpus, out, "--coordinator_address", f"127.0.0.1:{port}", "--num_processes",
+                 "2", "--process_id", str(i), "--config.peer_timeout_s=5", delay=delay)
+            for i in range(2)]
+
+  procs = start(_free_port(), delay=2.0)  # ~8 s a unit: the kill lands mid-job.
+  deadline = time.monotonic() + 120
+  while not (out / "units.jsonl").exists() and time.monotonic() < deadline:
+    time.sleep(0.2)
+  time.sleep(4.0)
+  procs[victim].kill()
+  killed = time.monotonic()
+  survivor = procs[1 - victim]
+  stdout, stderr = survivor.communicate(timeout=90)
+  procs[victim].communicate()
+  # Its own units (~16 s) plus the heartbeat timeout (5 s), not JAX's minutes-long shutdown.
+  assert time.monotonic() - killed < 60
+  assert survivor.returncode == 4, stderr
+  assert "Traceback" not in stderr and "Fatal Python error" not in stderr
+  assert f"process {victim} (units [{victim}, {victim + 2}]) wrote no heartbeat" in stderr
+  report = json.loads(stdout.strip().splitlines()[-1])
+  assert report["processes_gone"] == [victim] and not report["output"]["complete"]
+  assert report["process"]["units_committed"] == 2
+  # The same command again finishes the job, exactly once and as one uninterrupted run would.
+  for proc in start(_free_port(), delay=0.0):
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+  _assert_exactly_once(corpus, out)
+  assert _caption_files(str(out)) == _caption_files(corpus["reference"])
+
+
 def test_cli_errors_are_one_line(corpus, tmp_path):
   bad = tmp_path / "bad.csv"
   bad.write_text("id,path\nx,https://example.com/x.mp4\n")

@@ -4,7 +4,9 @@ import threading
 
 import pytest
 
+from vidistill.caption import commit
 from vidistill.caption import units as units_lib
+from vidistill.data import caption_output
 from vidistill.caption.manifest import Entry, Manifest
 from vidistill.data.records import VideoRecord
 
@@ -68,12 +70,23 @@ def test_plan_written_once_then_checked(tmp_path):
 def test_plan_mismatch_is_an_error(tmp_path, change, match):
   m = _manifest(["a", "b", "c"])
   units_lib.write_or_check_plan(str(tmp_path), m, units_lib.make_units(m, 2), 2, JOB)
+  commit.make_dirs(str(tmp_path))
+  commit.commit_unit(str(tmp_path), 0, [], [], "jsonl", {})  # Output worth protecting.
   m2 = _manifest(change.get("ids", ["a", "b", "c"]))
   size = change.get("size", 2)
   with pytest.raises(units_lib.PlanMismatchError, match=match) as info:
     units_lib.write_or_check_plan(str(tmp_path), m2, units_lib.make_units(m2, size), size,
                                   change.get("job", JOB))
   assert "new --output" in str(info.value)
+
+
+def test_a_plan_without_committed_units_is_replaced(tmp_path):
+  m = _manifest(["a", "b", "c"])
+  units_lib.write_or_check_plan(str(tmp_path), m, units_lib.make_units(m, 2), 2,
+                                {**JOB, "checkpoint": "wrong"})
+  assert units_lib.write_or_check_plan(str(tmp_path), m, units_lib.make_units(m, 2), 2, JOB)
+  header = json.loads(open(tmp_path / caption_output.PLAN_FILE).readline())
+  assert header["job"] == JOB
 
 
 def test_racing_processes_write_one_plan(tmp_path):

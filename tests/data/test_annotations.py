@@ -61,6 +61,21 @@ def test_csv_line_numbers_count_quoted_newlines(tmp_path):
   assert [line for line, _ in common.iter_csv(path, ["a", "b"])] == [2, 5]
 
 
+@pytest.mark.parametrize("read, content, line, offset", [
+    (lambda p: list(common.iter_jsonl(p)), '{"a": 1}\n{"b": "caf\u00e9"}\n', 2, 19),
+    (lambda p: list(common.iter_csv(p, ["id"])), "id\nx\n\u00e9t\u00e9\n", 3, 5),
+    (common.load_json, '{\n"a": "\u00e9"}', 2, 8),
+])
+def test_text_that_is_not_utf8_names_line_and_byte_offset(tmp_path, read, content, line, offset):
+  path = tmp_path / "latin1.txt"
+  path.write_bytes(content.encode("latin-1"))
+  with pytest.raises(AnnotationError) as info:
+    read(str(path))
+  assert (info.value.path, info.value.line) == (str(path), line)
+  assert f"byte 0xe9 at byte offset {offset}" in info.value.reason
+  assert path.read_bytes()[offset] == 0xE9
+
+
 def test_missing_file_is_an_annotation_error(tmp_path):
   with pytest.raises(AnnotationError, match="no such annotation file"):
     annotations.READERS["vatex"](str(tmp_path / "nope.json"))

@@ -376,8 +376,12 @@ def _truncated(path, faststart):
     (lambda p: _zero_frames(p / "zero.mp4", "libx264"), video_io.EmptyVideoError),
     (lambda p: _zero_frames(p / "zero.avi", "mpeg4"), video_io.EmptyVideoError),
     (lambda p: _zero_frames(p / "zero.mkv", "mpeg4"), video_io.EmptyVideoError),
+    (lambda p: _write_bytes(p / "noise.mp4", b"\x00\x00\x00\x20ftypisom" +
+                            np.random.default_rng(0).bytes(5000)), video_io.CorruptVideoError),
     (lambda p: _write_bytes(p / "noise.mp4", np.random.default_rng(0).bytes(5000)),
-     video_io.CorruptVideoError),
+     video_io.NotAVideoError),
+    (lambda p: _write_bytes(p / "passwd", b"root:x:0:0:root:/root:/bin/bash\n"),
+     video_io.NotAVideoError),
     (lambda p: _truncated(p / "cut.mp4", faststart=False), video_io.CorruptVideoError),
     (lambda p: _truncated(p / "cut.mp4", faststart=True), video_io.CorruptVideoError),
     (lambda p: _audio_only(p / "speech.m4a"), video_io.NoVideoStreamError),

@@ -45,8 +45,11 @@ def main(argv: Sequence[str]) -> None:
   """Runs this process's share of the job; one-line errors for bad input or settings."""
   from vidistill.caption import captioner as captioner_lib  # pylint: disable=g-import-not-at-top
   from vidistill.caption import job  # pylint: disable=g-import-not-at-top
+  from vidistill.caption import peers  # pylint: disable=g-import-not-at-top
   from vidistill.caption import units  # pylint: disable=g-import-not-at-top
   from vidistill.caption.manifest import ManifestError  # pylint: disable=g-import-not-at-top
+  from vidistill.data.records import AnnotationError  # pylint: disable=g-import-not-at-top
+  from vidistill.train.checkpoints import CheckpointError  # pylint: disable=g-import-not-at-top
   if argv:
     raise flags_lib.UsageError(f"unexpected arguments {list(argv)}; every input is a flag")
   config = flags_lib.config_from_flags()
@@ -57,14 +60,28 @@ def main(argv: Sequence[str]) -> None:
   try:
     multihost.initialize()
     import jax  # pylint: disable=g-import-not-at-top
+    multihost.detach()  # Processes never compute together; each watches the others (peers.py).
     captioner = captioner_lib.load_captioner(config, f.checkpoint)
+    if jax.process_count() > 1:
+      heartbeat = peers.Heartbeat(f.output, jax.process_index(), config.peer_timeout_s / 5)
     summary = job.run_job(config, captioner, f.input, f.output, video_root=f.video_root,
                           process_index=jax.process_index(), process_count=jax.process_count())
-  except (ConfigError, ManifestError, units.PlanMismatchError, multihost.MultihostError,
-          FileNotFoundError) as e:
+  except (ConfigError, ManifestError, AnnotationError, units.PlanMismatchError,
+          multihost.MultihostError, FileNotFoundError, CheckpointError) as e:
     raise flags_lib.UsageError(str(e)) from None
-  overall = caption_output.status(f.output)
-  print(json.dumps({"process": summary.as_dict(), "output": overall}, sort_keys=True))
+  if summary.process_count == 1:
+    overall = caption_output.status(f.output)
+    print(json.dumps({"process": summary.as_dict(), "output": overall}, sort_keys=True))
+    return
+  overall, gone = peers.wait_for_peers(f.output, summary.process_index, summary.process_count,
+                                       timeout_s=config.peer_timeout_s)
+  heartbeat.stop()
+  print(json.dumps({"process": summary.as_dict(), "output": overall,
+                    "processes_gone": sorted(gone)}, sort_keys=True), flush=True)
+  if gone:
+    raise flags_lib.CommandError(
+        peers.lost_message(summary.process_index, gone, config.peer_timeout_s),
+        peers.EXIT_PEER_LOST)
 
 
 def run(prog: str, argv: Sequence[str]) -> None:

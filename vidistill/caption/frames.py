@@ -23,7 +23,7 @@ from vidistill.data import video_io
 # How a failure is filed in the summary, by exception class name (anything else: "other").
 FAILURE_KINDS = {
     "VideoNotFoundError": "missing", "VideoPathError": "missing", "FileNotFoundError": "missing",
-    "CorruptVideoError": "corrupt", "EmptyVideoError": "empty", "NoVideoStreamError": "no_video",
+    "CorruptVideoError": "corrupt", "NotAVideoError": "not_video", "EmptyVideoError": "empty", "NoVideoStreamError": "no_video",
     "WindowError": "window", "FrameShapeError": "shape", "PermissionError": "unreadable",
     "IsADirectoryError": "unreadable", "URLError": "remote", "HTTPError": "remote",
     "TimeoutError": "remote", "ShardChangedError": "changed", "ShardError": "corrupt",

@@ -25,6 +25,7 @@ import os
 from typing import Iterable, Sequence
 
 from vidistill import fs
+from vidistill.data.annotations.common import open_text
 from vidistill.data.records import AnnotationError, VideoRecord
 
 MANIFEST_FORMATS = ("auto", "simple")  # ... plus every name in annotations.READERS.
@@ -228,7 +229,7 @@ def _manifest_entries(path: str, manifest_format: str) -> list[Entry]:
 
 
 def _first_line(path: str) -> str:
-  with fs.open(path, encoding="utf-8-sig") as f:
+  with open_text(path, encoding="utf-8-sig") as f:
     for line in f:
       if line.strip():
         return line.strip()

@@ -17,9 +17,12 @@ import json
 import os
 from typing import Sequence
 
+from absl import logging
+
 from vidistill import fs
 from vidistill.caption import commit
 from vidistill.caption.manifest import Entry, Manifest
+from vidistill.data import caption_output
 from vidistill.data.caption_output import PLAN_FILE
 
 PLAN_VERSION = 1
@@ -87,7 +90,8 @@ def write_or_check_plan(output_dir: str, manifest: Manifest, units: Sequence[Uni
   `job` holds the settings that change what a unit's output is (checkpoint, prompts, decode,
   frames, seed, format): resuming with different ones would mix two jobs in one directory.
   Safe when several processes start at once: the first to link its file wins, the others check.
-  Raises PlanMismatchError saying what differs and what to do.
+  A plan under which no unit was committed yet is replaced (True). Raises PlanMismatchError
+  saying what differs and what to do.
   """
   path = os.path.join(output_dir, PLAN_FILE)
   lines = plan_lines(manifest, units, unit_size, job)
@@ -98,6 +102,13 @@ def write_or_check_plan(output_dir: str, manifest: Manifest, units: Sequence[Uni
     old = f.read().splitlines()
   if _comparable(old) == _comparable(lines):
     return False
+  if not caption_output.done_records(output_dir):
+    # Nothing was committed under the old plan (e.g. a run with a wrong flag that failed at
+    # once): there is no output to protect, so this run's plan replaces it.
+    logging.warning("caption: replacing the plan in %s, under which no unit was committed (%s)",
+                    path, _describe_mismatch(path, old, lines).split(". Use a new")[0])
+    commit.atomic_write(path, text.encode())
+    return True
   raise PlanMismatchError(_describe_mismatch(path, old, lines))
 
 

@@ -59,6 +59,11 @@ class EmptyVideoError(VideoError):
   """A zero-length file, or a container whose video holds no frames."""
 
 
+class NotAVideoError(CorruptVideoError):
+  """FFmpeg cannot open the file and its first bytes are no video container's (a text file,
+  a program, an image): listed by mistake rather than damaged."""
+
+
 class NoVideoStreamError(VideoError):
   """The container has streams but none is video (an audio-only file)."""
 
@@ -119,6 +124,10 @@ def _open_local_or_file(source: PathOrFile
       raise EmptyVideoError(name, "the Matroska file ends before its first frame") from e
     raise CorruptVideoError(name, "the file ends unexpectedly; it is truncated") from e
   except av.error.FFmpegError as e:
+    if not _looks_like_video(source):
+      raise NotAVideoError(name, f"not a video: FFmpeg cannot open it ({e.strerror or e}) and "
+                           "its first bytes are no video container's (mp4/mov, mkv/webm, avi, "
+                           "mpeg, flv, ogg); check that the manifest lists video files") from e
     raise CorruptVideoError(name, f"FFmpeg cannot open it ({e.strerror or e}); the file is "
                                   "damaged, truncated or not a video") from e
   try:
@@ -135,12 +144,29 @@ def _open_local_or_file(source: PathOrFile
 _EBML_MAGIC = b"\x1a\x45\xdf\xa3"  # The first bytes of every Matroska / WebM file.
 
 
-def _starts_with(source: PathOrFile, magic: bytes) -> bool:
+def _head(source: PathOrFile, size: int) -> bytes:
   if isinstance(source, (str, os.PathLike)):
     with open(source, "rb") as f:
-      return f.read(len(magic)) == magic
+      return f.read(size)
   source.seek(0)
-  return source.read(len(magic)) == magic
+  return source.read(size)
+
+
+def _starts_with(source: PathOrFile, magic: bytes) -> bool:
+  return _head(source, len(magic)) == magic
+
+
+# ISO BMFF (mp4/mov/3gp) box types that open a file, at byte 4.
+_BMFF_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot")
+
+
+def _looks_like_video(source: PathOrFile) -> bool:
+  """Whether the first bytes are those of a container FFmpeg reads video from (a damaged file
+  of that kind is corrupt; anything else is not a video at all)."""
+  head = _head(source, 12)
+  return (head[4:8] in _BMFF_BOXES or head.startswith((_EBML_MAGIC, b"OggS", b"FLV", b"GIF8",
+                                                      b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"))
+          or (head.startswith(b"RIFF") and head[8:12] == b"AVI ") or head[:1] == b"\x47")
 
 
 def _video_stream(container: av.container.InputContainer, name: str) -> av.VideoStream:

@@ -82,6 +82,7 @@ def main(argv: Sequence[str]) -> None:
   from vidistill.eval.evaluators import common
   from vidistill.data.records import AnnotationError
   from vidistill.data.video_io import VideoError
+  from vidistill.train.checkpoints import CheckpointError
   if argv:
     raise flags_lib.UsageError(f"unexpected arguments {list(argv)}; every input is a flag")
   config = flags_lib.config_from_flags()
@@ -94,7 +95,7 @@ def main(argv: Sequence[str]) -> None:
     model = common.load_model(config, flags.FLAGS.checkpoint)
     run_suite(config, model, workdir, checkpoint=flags.FLAGS.checkpoint, only=flags.FLAGS.only)
   except (ConfigError, common.EvalDataError, AnnotationError, VideoError,
-          NotImplementedError, FileNotFoundError) as e:
+          NotImplementedError, FileNotFoundError, CheckpointError) as e:
     raise flags_lib.UsageError(str(e)) from None
 
 

@@ -129,3 +129,15 @@ def initialize(setup: DistributedSetup | None = None) -> DistributedSetup:
                setup.mode, jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count())
   return setup
+
+
+def detach() -> None:
+  """Leaves the distributed runtime once this process's devices are set up.
+
+  For jobs whose processes never compute together (captioning: each process runs the model on
+  its own devices): after this, a process that dies takes no other down with it, and none waits
+  for it at exit. JAX's runtime would abort the others (or hang at its shutdown barrier for
+  minutes) when a process dies; a job that detaches watches its peers itself.
+  """
+  if jax.process_count() > 1:  # Also creates the backend, with the distributed client, first.
+    jax.distributed.shutdown()

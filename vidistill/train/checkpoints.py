@@ -209,6 +209,44 @@ def _filter_tree(tree: Any, keep: Mapping[str, Any], prefix: str = "") -> Any:
   return out
 
 
+def check_params(path: str, params: Any, *, strict: bool = True,
+                 params_map: Sequence[Sequence[str]] | None = None,
+                 ) -> tuple[str, int, dict[str, str]]:
+  """What `load_params` would load, checked without reading an array.
+
+  `params` may be abstract (ShapeDtypeStructs). Returns (checkpoints dir, step, {checkpoint path:
+  model path}); raises CheckpointError naming the missing, unknown or mis-shaped parameters.
+  """
+  directory, step = _locate(path)
+  source = state_lib.flatten_dict(_metadata_tree(directory, step))
+  dest = state_lib.flatten_dict(params)
+  where = f"checkpoint {directory}/{step}"
+  mapped = {s: _map_name(s, params_map) for s in source}
+  unknown = sorted((s, d) for s, d in mapped.items() if d is not None and d not in dest)
+  if unknown and (strict or params_map):
+    raise CheckpointError(
+        f"{where}: checkpoint parameters map to paths the model does not have: "
+        f"{[f'{s} -> {d}' for s, d in unknown][:20]}; model paths look like "
+        f"{sorted(dest)[:6]}. Fix init.params_map, or set init.strict=False to skip them")
+  used = {s: d for s, d in mapped.items() if d is not None and d in dest}
+  bad_shapes = [f"{s} {tuple(source[s].shape)} -> {d} {tuple(dest[d].shape)}"
+                for s, d in used.items() if tuple(source[s].shape) != tuple(dest[d].shape)]
+  if bad_shapes:
+    more = f" and {len(bad_shapes) - 3} more" if len(bad_shapes) > 3 else ""
+    raise CheckpointError(f"{where}: shapes differ (checkpoint -> model): {bad_shapes[:3]}{more}; "
+                          "was it trained with another model size? Its config.json says which")
+  if strict:
+    missing = sorted(set(dest) - set(used.values()))
+    if missing:
+      raise CheckpointError(
+          f"{where}: model parameters not in the checkpoint: {missing[:20]}"
+          f"{' ...' if len(missing) > 20 else ''}. Set init.strict=False to keep their fresh "
+          "initialisation, or map them with init.params_map")
+  if not used:
+    raise CheckpointError(f"{where}: no checkpoint parameter maps onto the model")
+  return directory, step, used
+
+
 def load_params(path: str, params: Any, *, strict: bool = True,
                 params_map: Sequence[Sequence[str]] | None = None) -> Any:
   """Returns `params` with leaves replaced by those saved in the checkpoint at `path`.
@@ -222,41 +260,21 @@ def load_params(path: str, params: Any, *, strict: bool = True,
   strict: every model parameter must be loaded, and (without a map) every checkpoint parameter
   used. Errors name the keys and shapes.
   """
-  directory, step = _locate(path)
-  source = state_lib.flatten_dict(_metadata_tree(directory, step))
+  directory, step, used = check_params(path, params, strict=strict, params_map=params_map)
+  source_tree = _metadata_tree(directory, step)
   dest = state_lib.flatten_dict(params)
-  where = f"init checkpoint {directory}/{step}"
-  mapped = {s: _map_name(s, params_map) for s in source}
-  unknown = sorted((s, d) for s, d in mapped.items() if d is not None and d not in dest)
-  if unknown and (strict or params_map):
-    raise CheckpointError(
-        f"{where}: checkpoint parameters map to paths the model does not have: "
-        f"{[f'{s} -> {d}' for s, d in unknown][:20]}; model paths look like "
-        f"{sorted(dest)[:6]}. Fix init.params_map, or set init.strict=False to skip them")
-  used = {s: d for s, d in mapped.items() if d is not None and d in dest}
-  bad_shapes = [f"{s} {tuple(source[s].shape)} -> {d} {tuple(dest[d].shape)}"
-                for s, d in used.items() if tuple(source[s].shape) != tuple(dest[d].shape)]
-  if bad_shapes:
-    raise CheckpointError(f"{where}: shapes differ (checkpoint -> model): {bad_shapes[:20]}")
-  if strict:
-    missing = sorted(set(dest) - set(used.values()))
-    if missing:
-      raise CheckpointError(
-          f"{where}: model parameters not in the checkpoint: {missing[:20]}"
-          f"{' ...' if len(missing) > 20 else ''}. Set init.strict=False to keep their fresh "
-          "initialisation, or map them with init.params_map")
-  if not used:
-    raise CheckpointError(f"{where}: no checkpoint parameter maps onto the model")
+  where = f"checkpoint {directory}/{step}"
   target = {s: jax.ShapeDtypeStruct(dest[d].shape, dest[d].dtype, sharding=dest[d].sharding)
             for s, d in used.items()}
-  target_tree = _filter_tree(_metadata_tree(directory, step), target)
+  target_tree = _filter_tree(source_tree, target)
   restored = ocp.Checkpointer(ocp.PyTreeCheckpointHandler()).restore(
       epath.Path(directory) / str(step) / "params",
       args=ocp.args.PyTreeRestore(
           item=target_tree, restore_args=ocp.checkpoint_utils.construct_restore_args(target_tree),
           partial_restore=True))
   loaded = {used[s]: x for s, x in state_lib.flatten_dict(restored).items()}
+  unused = len(state_lib.flatten_dict(source_tree)) - len(loaded)
   logging.info("%s: loaded %d of %d model parameters (%d checkpoint parameters not used)",
-               where, len(loaded), len(dest), len(source) - len(loaded))
+               where, len(loaded), len(dest), unused)
   return jax.tree_util.tree_map_with_path(
       lambda p, x: loaded.get(state_lib.path_name(p), x), params)

@@ -28,6 +28,11 @@ def define_flags() -> None:
     flags_lib.define_config_and_workdir(workdir_help="This stage's directory: config.json, "
                                         "checkpoints/, metrics. Rerun to resume.")
     multihost.define_flags()
+  flags_lib.define_once(flags.DEFINE_bool, "restart", False, "Delete the run already in "
+                        "--workdir (checkpoints, config.json, metrics, eval results) and train "
+                        "from step 0. Without it, a rerun resumes, and a rerun whose config "
+                        "differs from the workdir's (beyond the schedule length and logging, "
+                        "checkpoint and eval cadence) is refused.")
   flags_lib.define_once(flags.DEFINE_bool, "dry_run", False, "Resolve the config, build the "
                         "model and print its parameter count and shapes (jax.eval_shape); train "
                         "nothing.")
@@ -42,11 +47,25 @@ def main(argv: Sequence[str]) -> None:
     return
   workdir = flags_lib.workdir_from_flags()
   multihost.initialize()
-  from vidistill.convert import imports, siglip, t5  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from vidistill.config_args import ConfigError
+  from vidistill.convert import imports, siglip, t5
+  from vidistill.data.vocab import VocabularyError
+  from vidistill.models.vit import VariantError
+  from vidistill.parallel.mesh import MeshError
+  from vidistill.train.checkpoints import CheckpointError
+  from vidistill.train.input import InputError
+  from vidistill.train.stage_input import StageDataError
+  from vidistill.train.trainer import NonFiniteLossError, TrainError
   try:
-    stage.train_stage(config, workdir)
+    stage.train_stage(config, workdir, restart=flags.FLAGS.restart)
   except (imports.ImportSpecError, siglip.CheckpointMismatchError, t5.ConversionError) as e:
     raise flags_lib.UsageError(f"config.init import: {e}") from None
+  except NonFiniteLossError as e:
+    raise flags_lib.CommandError(str(e), flags_lib.EXIT_FAILED) from None
+  except (ConfigError, VocabularyError, CheckpointError, TrainError, FileNotFoundError,
+          StageDataError, InputError, MeshError, VariantError) as e:
+    raise flags_lib.UsageError(str(e)) from None
 
 
 def run(prog: str, argv: Sequence[str]) -> None:

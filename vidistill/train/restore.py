@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 
 from vidistill import fs
+from vidistill.config_args import ConfigError
 from vidistill.models import build as build_lib
 from vidistill.parallel import partitioning
 from vidistill.train import checkpoints as ckpt_lib
@@ -86,10 +87,32 @@ def load_trained(workdir: str, *, vocab: Any = None) -> Trained:
       jax.sharding.Mesh(np.array(jax.local_devices()), ("data",)), jax.sharding.PartitionSpec())
   template = jax.tree.map(lambda s: jax.device_put(np.zeros(s.shape, s.dtype), everywhere),
                           partitioning.unbox(shapes["params"]))
-  params = ckpt_lib.load_params(workdir, template, strict=True)
+  try:
+    params = ckpt_lib.load_params(workdir, template, strict=True)
+  except ckpt_lib.CheckpointError as e:
+    raise ckpt_lib.CheckpointError(
+        f"the checkpoint in {workdir!r} does not fit the model its config.json describes ({e}); "
+        "was config.json replaced? Restore the one the run was trained with") from None
   if hasattr(model, "with_params"):
     model = model.with_params(params)
   return Trained(config=config, vocab=vocab, model=model, params=params)
+
+
+def check_input_size(config: ml_collections.ConfigDict, frames: int, resolution: int,
+                     where: str) -> None:
+  """Raises ConfigError when `frames` x `resolution` px clips cannot feed the model `config`
+  trained: the ViT's position table fixes the resolution, the temporal table the most frames.
+
+  `where` names the settings checked, e.g. "the caption config (frames=, res=)".
+  """
+  trained_frames, trained_resolution = input_size(config)
+  if int(resolution) != trained_resolution:
+    raise ConfigError(f"{where}: resolution {resolution} px, but the checkpoint was trained at "
+                      f"{trained_resolution} px (its config.json); use {trained_resolution}")
+  max_frames = int(config.model.get("video", {}).get("max_frames", 0) or 0)
+  if max_frames and int(frames) > max_frames:
+    raise ConfigError(f"{where}: {frames} frames, but the checkpoint's model reads at most "
+                      f"{max_frames} (model.video.max_frames; trained with {trained_frames})")
 
 
 def input_size(config: ml_collections.ConfigDict) -> tuple[int, int]:

@@ -14,11 +14,22 @@ from absl import logging
 from vidistill import flags_lib
 
 
-def train_stage(config, workdir: str):
-  """Trains the stage `config` describes into `workdir` (the library form of this command)."""
+def train_stage(config, workdir: str, *, restart: bool = False):
+  """Trains the stage `config` describes into `workdir` (the library form of this command).
+
+  Nothing is written before the config, its inputs and the workdir's earlier run (if any) are
+  checked (vidistill/train/preflight.py); `restart` deletes that earlier run first.
+  """
   from vidistill.models import build as build_lib  # pylint: disable=g-import-not-at-top
   from vidistill.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  from vidistill.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  from vidistill.train import preflight  # pylint: disable=g-import-not-at-top
   from vidistill.train import restore, stage_input, trainer  # pylint: disable=g-import-not-at-top
+
+  config_lib.validate(config)
+  preflight.check_steps(config)
+  preflight.check_world(config)
+  preflight.check_workdir(config, workdir, restart=restart)
 
   if config.data.kind == "contrastive" and config.get("caption_source") in ("pseudo", "frame") \
       and not config.data.captions_dir:
@@ -34,6 +45,7 @@ def train_stage(config, workdir: str):
   logging.info("train: %d examples in memory", len(examples))
   if config.get("dataset_size") is None:
     config.dataset_size = len(examples)
+  preflight.check_init(config, model)
   restore.write_config(config, workdir)
   data = stage_input.data_fn(config.data, examples, batch_size=int(config.batch_size),
                              seed=int(config.seed), model_kind=config.model.kind)

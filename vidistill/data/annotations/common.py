@@ -13,6 +13,7 @@ Conventions every reader follows (also in docs/datasets.md):
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -60,6 +61,30 @@ def youtube_id_from_url(url: str) -> str | None:
   return match.group(1) if match else None
 
 
+@contextlib.contextmanager
+def open_text(path: str, encoding: str = "utf-8", newline: str | None = None) -> Iterator[Any]:
+  """`fs.open(path)` for reading text; bytes that are not UTF-8 are an AnnotationError naming the
+  line and byte offset (a manifest saved as Latin-1 or UTF-16), not a UnicodeDecodeError."""
+  try:
+    with fs.open(path, encoding=encoding, newline=newline) as f:
+      yield f
+  except UnicodeDecodeError:
+    raise _not_utf8(path) from None
+
+
+def _not_utf8(path: str) -> AnnotationError:
+  # The decoder's offset is within the chunk it was given: decode the whole file to place it.
+  with fs.open(path, "rb") as f:
+    data = f.read()
+  try:
+    data.decode("utf-8")
+  except UnicodeDecodeError as e:
+    line = data.count(b"\n", 0, e.start) + 1
+    return AnnotationError(path, line, f"not UTF-8 text: byte 0x{data[e.start]:02x} at byte "
+                           f"offset {e.start} ({e.reason}); save the file as UTF-8")
+  return AnnotationError(path, None, "not UTF-8 text; save the file as UTF-8")
+
+
 def check_file(path: str) -> None:
   if not fs.isfile(path):
     raise AnnotationError(path, None, "no such annotation file; check the path (--annotations)")
@@ -68,7 +93,7 @@ def check_file(path: str) -> None:
 def load_json(path: str) -> Any:
   """The parsed JSON document; a syntax error names the line and column."""
   check_file(path)
-  with fs.open(path, encoding="utf-8") as f:
+  with open_text(path) as f:
     try:
       return json.load(f)
     except json.JSONDecodeError as e:
@@ -106,7 +131,7 @@ def _check_objects(values: list[Any], path: str, name: str) -> None:
 def iter_jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
   """(line number, object) for each non-blank line of a JSON-lines file."""
   check_file(path)
-  with fs.open(path, encoding="utf-8") as f:
+  with open_text(path) as f:
     for line_no, line in enumerate(f, start=1):
       if not line.strip():
         continue
@@ -127,7 +152,7 @@ def iter_csv(path: str, required: Sequence[str]) -> Iterator[tuple[int, dict[str
   """
   check_file(path)
   # utf-8-sig: files saved by Excel start with a byte-order mark.
-  with fs.open(path, encoding="utf-8-sig", newline="") as f:
+  with open_text(path, encoding="utf-8-sig", newline="") as f:
     reader = csv.reader(f)
     header = None
     next_line = 1

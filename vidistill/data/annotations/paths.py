@@ -99,7 +99,9 @@ def resolve_video(record: VideoRecord, video_root: str,
   if record.path and fs.scheme(record.path) not in ("http", "https"):
     whole = os.path.isabs(record.path) or fs.is_remote(record.path)
     base = record.path if whole else os.path.join(video_root, record.path)
-    for candidate in _with_extensions(base, extensions):
+    # The path as given first, whatever its name: a listed file that is not a video is reported
+    # as such when decoded, not as missing.
+    for candidate in dict.fromkeys([base] + _with_extensions(base, extensions)):
       tried.append(candidate)
       if fs.isfile(candidate):
         return ResolvedVideo(candidate, _own_window(record))

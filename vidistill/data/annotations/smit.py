@@ -28,7 +28,7 @@ def read_smit(path: str, *, transcription_dir: str | None = None,
   if transcription_dir is None:
     transcription_dir = os.path.join(os.path.dirname(path), "transcriptions")
   records = []
-  with fs.open(path, encoding="utf-8") as f:
+  with common.open_text(path) as f:
     for line_no, line in enumerate(f, start=1):
       name = line.strip()
       if not name:
@@ -39,7 +39,7 @@ def read_smit(path: str, *, transcription_dir: str | None = None,
       if not fs.isfile(transcript):
         raise AnnotationError(path, line_no, f"no transcript {transcript} for video {name!r}; "
                               "pass transcription_dir= (the folder of <name>.txt files)")
-      with fs.open(transcript, encoding="utf-8") as t:
+      with common.open_text(transcript) as t:
         caption = next((s.strip() for s in t if s.strip()), "")
       if not caption:
         raise AnnotationError(path, line_no, f"transcript {transcript} is empty")

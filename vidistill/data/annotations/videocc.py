@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 
-from vidistill import fs
 from vidistill.data.annotations import common
 from vidistill.data.records import AnnotationError, VideoRecord
 
@@ -34,7 +33,7 @@ def read_videocc(path: str, *, split: str = "train") -> list[VideoRecord]:
   """
   common.check_file(path)
   records = []
-  with fs.open(path, encoding="utf-8-sig") as f:
+  with common.open_text(path, encoding="utf-8-sig") as f:
     for line_no, line in enumerate(f, start=1):
       if not line.strip():
         continue

@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 
 from vidistill import __version__
+from vidistill import orphans
 from vidistill.data.synthetic import clips
 from vidistill.data.synthetic import config_check
 from vidistill.data.synthetic import corpus
@@ -125,7 +126,8 @@ def _run(tasks: list[dict[str, Any]], num_workers: int) -> float:
   context = multiprocessing.get_context("forkserver")
   context.set_forkserver_preload(["vidistill.tf_loaded", "vidistill.data.synthetic.world",
                                   "vidistill.data.shards"])
-  with context.Pool(min(num_workers, len(tasks))) as pool:
+  # Workers end with the forkserver, which ends with this process (vidistill/orphans.py).
+  with context.Pool(min(num_workers, len(tasks)), initializer=orphans.exit_with_parent) as pool:
     for result in pool.imap_unordered(build_part, tasks):
       progress(result)
   return cpu

@@ -80,10 +80,14 @@ def load_model(config: ml_collections.ConfigDict, checkpoint_dir: str) -> Any:
   from vidistill.models import vlm_text  # pylint: disable=g-import-not-at-top  (jax, on demand)
   from vidistill.train import restore  # pylint: disable=g-import-not-at-top
   kind = config.model.kind
+  trained_config = restore.read_config(checkpoint_dir)
+  if trained_config.model.kind != kind:
+    raise ConfigError(f"the {config.get('suite', '')!r} suite evaluates a {kind!r} model but "
+                      f"{checkpoint_dir!r} holds a {trained_config.model.kind!r}; evaluate it "
+                      "with a suite for that kind (docs/evaluation.md)")
+  restore.check_input_size(trained_config, config.num_frames, config.resolution,
+                           f"the {config.get('suite', '')!r} suite (frames=, res=)")
   trained = restore.load_trained(checkpoint_dir)
-  if trained.config.model.kind != kind:
-    raise ValueError(f"the {config.get('suite', '')!r} suite evaluates a {kind!r} model but "
-                     f"{checkpoint_dir!r} holds a {trained.config.model.kind!r}")
   if kind == "dual_encoder":
     return trained.model
   lengths = trained.config.data.seq_lengths
