@@ -231,3 +231,11 @@ def test_long_commands_parse_with_all_dry_runs(tmp_path):
 @pytest.mark.parametrize("name", [n for n in DOCS if any(i == "bash slow" for i, _ in blocks(n))])
 def test_all_commands_run(name, tmp_path):
   _run_blocks(name, tmp_path, include_slow=True)
+
+
+def test_readme_indexes_every_docs_page():
+  """The README's documentation table links every page of docs/ (a new page too)."""
+  with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+    readme = f.read()
+  pages = [d for d in DOCS if d.startswith("docs/")]
+  assert pages and [p for p in pages if f"]({p})" not in readme] == []
