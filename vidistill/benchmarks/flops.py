@@ -12,6 +12,8 @@ from typing import Any, Callable
 import jax
 from jax.extend import core as jax_core
 
+from vidistill.train import metrics
+
 
 def _dot_flops(eqn) -> float:
   lhs, rhs = (v.aval.shape for v in eqn.invars[:2])
@@ -62,10 +64,8 @@ def count(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
 
 def xla_flops(fn: Callable[..., Any], *args: Any) -> float | None:
   """FLOPs XLA's cost analysis gives the compiled `jax.jit(fn)(*args)` (None if unavailable)."""
-  from vidistill.train import metrics  # pylint: disable=g-import-not-at-top
   return metrics.compiled_flops(jax.jit(fn).lower(*args).compile())
 
 
 def compiled_flops(compiled: Any) -> float | None:
-  from vidistill.train import metrics  # pylint: disable=g-import-not-at-top
   return metrics.compiled_flops(compiled)

@@ -18,6 +18,7 @@ import numpy as np
 
 from vidistill import fs
 from vidistill.caption.manifest import Entry, scheme_of
+from vidistill.data import annotations
 from vidistill.data import video_io
 
 # How a failure is filed in the summary, by exception class name (anything else: "other").
@@ -80,7 +81,6 @@ def load_video(entry: Entry, *, video_root: str, num_frames: int, resolution: in
   files named after the id or the source video under `video_root`); URLs with an allowed scheme
   (checked when the manifest was read) are fetched.
   """
-  from vidistill.data import annotations  # pylint: disable=g-import-not-at-top
   record = entry.record
   if scheme_of(record.path) is None:
     resolved = annotations.resolve_video(record, video_root, tuple(extensions))

@@ -25,6 +25,8 @@ import os
 from typing import Iterable, Sequence
 
 from vidistill import fs
+from vidistill.data import annotations
+from vidistill.data.annotations import common
 from vidistill.data.annotations.common import open_text
 from vidistill.data.records import AnnotationError, VideoRecord
 
@@ -208,7 +210,6 @@ def _shard_entries(paths: Iterable[str]) -> list[Entry]:
 
 
 def _manifest_entries(path: str, manifest_format: str) -> list[Entry]:
-  from vidistill.data import annotations  # pylint: disable=g-import-not-at-top
   if not fs.isfile(path):
     raise ManifestError(path, None, "no such manifest file; check --input")
   if manifest_format == "auto":
@@ -257,7 +258,6 @@ def _guess_format(path: str) -> str:
 def _simple_entries(path: str) -> list[Entry]:
   """Our own format: CSV with a header, or JSONL; keys id / path / start / end (seconds or
   HH:MM:SS.mmm). An id defaults to the path (plus the window, so windows of one file differ)."""
-  from vidistill.data.annotations import common  # pylint: disable=g-import-not-at-top
   if _first_line(path).startswith("{"):
     rows = ((line, {k: v for k, v in obj.items()}) for line, obj in common.iter_jsonl(path))
   else:
@@ -286,7 +286,6 @@ def _simple_entries(path: str) -> list[Entry]:
 
 
 def _seconds(value, column: str, path: str, line: int) -> float | None:
-  from vidistill.data.annotations import common  # pylint: disable=g-import-not-at-top
   if value is None or value == "":
     return None
   if isinstance(value, (int, float)):

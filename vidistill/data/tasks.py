@@ -21,6 +21,8 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from vidistill.data import annotations
+from vidistill.data import shards
 from vidistill.data.records import VideoRecord
 
 VIDEO = "video"
@@ -94,7 +96,6 @@ def shards_source(patterns: Mapping[str, str | Sequence[str]]) -> seqio.Function
   (seqio passes the shard info through `shuffle_files`/`seed` only, so sharding across hosts is
   the trainer's input pipeline's job).
   """
-  from vidistill.data import shards  # pylint: disable=g-import-not-at-top
 
   def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
     del shuffle_files, seed  # Files are read in order; the task shuffles examples.
@@ -113,7 +114,6 @@ def records_source(records: Mapping[str, Sequence[VideoRecord]], video_root: str
   record whose video cannot be decoded is an error naming the file (use the captioning job, not a
   training source, for corpora with broken files).
   """
-  from vidistill.data import annotations  # pylint: disable=g-import-not-at-top
   from vidistill.data import video_io  # pylint: disable=g-import-not-at-top
 
   def examples(split: str):
