@@ -93,9 +93,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         lr=lr,                          # Peak learning rate (0: the stage config's).
     ))
   c.vlm = ml_collections.ConfigDict(dict(
+      # The language model: "t5" (the paper's encoder-decoder) or "paligemma" (a decoder-only
+      # Gemma with a prefix-LM mask, PaliGemma-shaped; configs/train/*.py lm=).
+      lm="t5",
       vit=v.get("vit", ""),             # ViT size (vidistill/models/vit.py) over the stage
                                         #   variant's ("" = keep it), in every VLM stage.
       t5=v.get("t5", ""),               # T5 size (vidistill/models/t5.py SIZES), likewise.
+      gemma="",                         # Gemma size (vidistill/models/gemma.py SIZES), likewise.
   ))
   c.text_splits = v["text_splits"]      # World splits whose sentences text_pretrain reads.
   c.lm_unfrozen_ablation = True         # Also stage 1 with the LM trained (paper's motivation).

@@ -9,8 +9,8 @@ from vidistill.train import stage_configs as sc
 
 
 def get_config(arg=None):
-  arg = sc.parse_stage_arg("image_pretrain", arg)
+  arg = sc.parse_stage_arg("image_pretrain", arg, lm="t5")  # lm=paligemma: a Gemma decoder
   return sc.stage_config(
-      arg, stage="image_pretrain", model=sc.vlm_model(arg.variant),
+      arg, stage="image_pretrain", model=sc.vlm_model(arg.variant, arg.lm),
       data=dict(split="image_text", kind="caption", caption_key="caption"),
       lr_scale=1.0)

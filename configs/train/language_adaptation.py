@@ -8,8 +8,8 @@ from vidistill.train import stage_configs as sc
 
 
 def get_config(arg=None):
-  arg = sc.parse_stage_arg("language_adaptation", arg)
+  arg = sc.parse_stage_arg("language_adaptation", arg, lm="t5")  # lm=paligemma: a Gemma decoder
   return sc.stage_config(
-      arg, stage="language_adaptation", model=sc.vlm_model(arg.variant),
+      arg, stage="language_adaptation", model=sc.vlm_model(arg.variant, arg.lm),
       data=dict(split="narratives", kind="instruction", instructions_per_video=4),
       frozen=("video_encoder/.*", "visual_projection/.*"))  # Vision stays as stage 1 left it.

@@ -14,9 +14,9 @@ from vidistill.train import stage_configs as sc
 
 
 def get_config(arg=None):
-  arg = sc.parse_stage_arg("text_pretrain", arg)
+  arg = sc.parse_stage_arg("text_pretrain", arg, lm="t5")  # lm=paligemma: a Gemma decoder
   return sc.stage_config(
-      arg, stage="text_pretrain", model=sc.vlm_model(arg.variant),
+      arg, stage="text_pretrain", model=sc.vlm_model(arg.variant, arg.lm),
       data=dict(source="text", kind="instruction",
                 text_splits="image_text,labeled,narratives",  # Splits whose sentences are read.
                 # Caption words kept in the corrupted copy, and how far each may move.

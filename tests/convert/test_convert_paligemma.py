@@ -30,8 +30,8 @@ def saved(request, tmp_path_factory):
   return request.param, hf, directory
 
 
-def _load(directory):
-  return convert.load_hf(directory, max_frames=4, bos_id=pt.BOS, start_id=pt.SEP)
+def _load(directory, **kw):
+  return convert.load_hf(directory, max_frames=4, bos_id=pt.BOS, start_id=pt.SEP, **kw)
 
 
 def _logits(model, params, batch):
@@ -51,6 +51,18 @@ def test_hf_import_matches_transformers_logits(saved):
     want = pt.hf_answer_logits(hf, batch, b)
     assert np.abs(want).max() > 1.0  # the comparison is not between near-zero logits
     np.testing.assert_allclose(got[b, :len(want)], want, atol=2e-5, rtol=0)
+
+
+def test_hf_import_into_scanned_layers_matches_transformers(tmp_path):
+  """A model with scan_layers (big_vision's stacked `llm/layers/...`) imports the same weights."""
+  hf = pt.hf_paligemma("gemma2", seed=2)
+  hf.save_pretrained(str(tmp_path))
+  model, params = _load(str(tmp_path), scan_layers=True)
+  assert params["llm"]["layers"]["attn"]["q_einsum"]["w"].shape[0] == 4
+  batch = pt.batch()
+  want = pt.hf_answer_logits(hf, batch, 1)
+  np.testing.assert_allclose(_logits(model, params, batch)[1, :len(want)], want, atol=2e-5,
+                             rtol=0)
 
 
 def test_gemma2_window_shorter_than_the_prefix_matches_transformers(tmp_path):

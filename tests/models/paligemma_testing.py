@@ -75,7 +75,8 @@ def hf_answer_logits(hf, batch_, b):
   types = [0] * p + [1] * (len(ids) - p)
   with torch.no_grad():
     out = hf(input_ids=torch.tensor([ids]), pixel_values=hf_pixels(batch_["video"][b]),
-             token_type_ids=torch.tensor([types]), attention_mask=torch.ones(1, len(ids), dtype=torch.long))
+             token_type_ids=torch.tensor([types]),
+             attention_mask=torch.ones(1, len(ids), dtype=torch.long))
   return out.logits[0, p - 1:].numpy()
 
 

@@ -100,11 +100,12 @@ def test_positions_skip_padding():
   np.testing.assert_array_equal(gemma.positions_from_valid(valid), [[0, 1, 1, 1, 2, 3]])
 
 
-@pytest.mark.parametrize("variant", ["gemma_tiny", "gemma2_tiny"])
-def test_cached_decoding_equals_full_forward(variant):
+@pytest.mark.parametrize("variant, scan", [("gemma_tiny", False), ("gemma2_tiny", False),
+                                           ("gemma2_tiny", True)])
+def test_cached_decoding_equals_full_forward(variant, scan):
   """Prefill a padded prefix (bidirectional), then decode one token a step: the logits equal the
   full forward pass over the same sequence (Gemma 2: past its sliding window of 8)."""
-  cfg = gemma.decode_variant(variant)
+  cfg = gemma.decode_variant(variant, scan_layers=scan)
   model = gemma.Gemma(cfg)
   rng = np.random.default_rng(2)
   p, n = 7, 9
@@ -126,6 +127,21 @@ def test_cached_decoding_equals_full_forward(variant):
       logits, cache = step(tokens[:, t], positions[:, t], cache, static, jnp.int32(t))
       np.testing.assert_allclose(np.asarray(logits), np.asarray(want[:, t]), atol=1e-5, rtol=0,
                                  err_msg=f"position {t}")
+
+
+def test_scanned_layers_equal_unrolled():
+  """Same weights in the two layouts (layer_stack.stack_layers) give the same logits; the
+  scanned tree is big_vision's `layers/...` with a leading layer axis."""
+  from vidistill.models import layer_stack  # pylint: disable=import-outside-toplevel
+  cfg = gemma.decode_variant("gemma2_tiny")
+  tokens = np.random.default_rng(3).integers(3, 128, (2, 12))
+  inputs = (jnp.zeros((2, 12, cfg.width)),) + _causal_inputs(tokens)[1:]
+  params = nn.meta.unbox(gemma.Gemma(cfg).init(jax.random.key(1), *inputs)["params"])
+  stacked = layer_stack.stack_layers(params, "layers")
+  assert stacked["layers"]["attn"]["q_einsum"]["w"].shape == (4, 4, 32, 8)
+  scanned = gemma.decode_variant("gemma2_tiny", scan_layers=True)
+  want = _forward(cfg, params, tokens)
+  np.testing.assert_allclose(_forward(scanned, stacked, tokens), want, atol=1e-5, rtol=0)
 
 
 # Published totals (tied embedding counted once) of the Hugging Face releases.

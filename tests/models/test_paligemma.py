@@ -45,8 +45,9 @@ def test_prompt_format_bos_prompt_then_separator():
 def _full_recompute(model, params, batch):
   """Greedy/beam reference callback: re-runs the teacher-forced model on the whole prefix of
   generated tokens every step (no cache)."""
-  encoded, mask, _ = model.module.apply({"params": params}, batch["video"], batch["prompt_tokens"],
-                                        method="encode")
+  encoded, mask, _ = jax.jit(lambda v, p: model.module.apply({"params": params}, v, p,
+                                                            method="encode"))(
+      batch["video"], batch["prompt_tokens"])
 
   def tokens_to_logits(state):
     rows = state.sequences.shape[0]
@@ -79,8 +80,9 @@ def test_scores_equal_teacher_forced_log_likelihood(model_and_params):
   model, params = model_and_params
   batch = _batch()
   scores, aux = model.score_batch(params, batch)
-  logits, _ = model.module.apply({"params": params}, batch["video"], batch["prompt_tokens"],
-                                 t5.shift_right(batch["target_tokens"], model.start_id))
+  logits, _ = jax.jit(model.module.apply)(
+      {"params": params}, batch["video"], batch["prompt_tokens"],
+      t5.shift_right(batch["target_tokens"], model.start_id))
   targets = batch["target_tokens"]
   want = (losses.token_log_likelihood(logits, targets) * (targets != 0)).sum(-1)
   np.testing.assert_allclose(scores, want, rtol=1e-5)
@@ -102,9 +104,10 @@ def test_loss_is_on_the_answer_only(model_and_params):
   """Padding after the answer's EOS neither adds loss nor changes it."""
   model, params = model_and_params
   batch = _batch()
-  loss, _ = model.loss_fn(params, batch, None, train=False)
+  loss_fn = jax.jit(lambda p, b: model.loss_fn(p, b, None, train=False)[0])
+  loss = loss_fn(params, batch)
   longer = dict(batch, target_tokens=np.pad(batch["target_tokens"], ((0, 0), (0, 3))))
-  loss_longer, _ = model.loss_fn(params, longer, None, train=False)
+  loss_longer = loss_fn(params, longer)
   np.testing.assert_allclose(loss, loss_longer, rtol=1e-5)
 
 
@@ -114,10 +117,9 @@ def test_image_checkpoint_is_the_video_model_at_init(model_and_params):
   model, params = model_and_params
   batch = _batch(frames=1)
   still = dict(batch, video=np.repeat(batch["video"], 2, axis=1))
-  prefix_1, _, _ = model.module.apply({"params": params}, batch["video"], batch["prompt_tokens"],
-                                      method="encode")
-  prefix_2, _, _ = model.module.apply({"params": params}, still["video"], still["prompt_tokens"],
-                                      method="encode")
+  encode = jax.jit(lambda v, p: model.module.apply({"params": params}, v, p, method="encode")[0])
+  prefix_1 = encode(batch["video"], batch["prompt_tokens"])
+  prefix_2 = encode(still["video"], still["prompt_tokens"])
   n = prefix_1.shape[1] - 6  # image tokens of one frame (prompt: BOS + 5)
   np.testing.assert_allclose(prefix_2[:, n:2 * n], prefix_1[:, :n], atol=1e-6)
   np.testing.assert_allclose(prefix_2[:, :n], prefix_1[:, :n], atol=1e-6)

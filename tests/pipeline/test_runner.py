@@ -218,6 +218,32 @@ def test_vlm_sizes_reach_every_vlm_stage(monkeypatch, tmp_path, t5, vit):
   assert "t5" not in seen["de"].model  # The dual encoder keeps its own sizes.
 
 
+def test_paligemma_lm_reaches_every_vlm_stage(monkeypatch, tmp_path):
+  """config.vlm.lm=paligemma: every VLM stage builds the PaliGemma-shaped model, stage 1 freezes
+  its Gemma, vlm.gemma sizes it and a T5 size is left out (it has no T5)."""
+  from vidistill.config_args import ConfigError
+  from vidistill.models import build
+  from vidistill.train import stage as train_stage_lib
+  seen = {}
+  monkeypatch.setattr(train_stage_lib, "train_stage",
+                      lambda config, out: seen.__setitem__(os.path.basename(out), config))
+  config = _config()
+  config.vlm.lm, config.vlm.gemma, config.vlm.t5 = "paligemma", "gemma_tiny", "mini"
+  ctx = steps_lib.Context(config, str(tmp_path))
+  for stage in steps_lib.VLM_STAGES:
+    steps_lib.vlm_stage(stage)(ctx, str(tmp_path / stage))
+  steps_lib.visual_adaptation_lm_unfrozen(ctx, str(tmp_path / "unfrozen"))
+  for name in list(steps_lib.VLM_STAGES) + ["unfrozen"]:
+    model = seen[name].model
+    assert model.kind == "paligemma" and model.gemma.variant == "gemma_tiny", name
+    assert "t5" not in model and build.family(model.kind) == "vlm"
+  assert tuple(seen["visual_adaptation"].frozen) == ("llm/.*",)
+  assert seen["unfrozen"].frozen == ()
+  config.vlm.lm = "gpt"
+  with pytest.raises(ConfigError, match="config.vlm.lm='gpt'"):
+    steps_lib.vlm_stage("visual_adaptation")(ctx, str(tmp_path / "x"))
+
+
 def test_stage_lr_reaches_its_stage_only(monkeypatch, tmp_path):
   """config.stages.<stage>.lr replaces that stage's peak lr (the unfrozen ablation follows stage
   1's); 0 keeps the stage config's; a negative lr is a config error naming it."""

@@ -3,11 +3,11 @@
     vidistill bench [NAME ...] --out DIR [--full]
     python -m vidistill.benchmarks [NAME ...] --out DIR [--full]
 
-NAMEs (default: all): peak, mfu, decode, input_pipeline, contrastive_memory, scaling. Without
---full each runs a short mode (seconds: what CI runs so the benchmarks cannot rot); --full is the
-mode docs/performance.md reports. Writes DIR/results.json and DIR/results.md (a markdown table:
-value, baseline, ratio, goal). Absolute times vary between runs on a shared machine, so every
-figure is a ratio of two numbers measured in the same run.
+NAMEs (default: all): peak, mfu, decode, decode_gemma, input_pipeline, contrastive_memory,
+scaling. Without --full each runs a short mode (seconds: what CI runs so the benchmarks cannot
+rot); --full is the mode docs/performance.md reports. Writes DIR/results.json and DIR/results.md
+(a markdown table: value, baseline, ratio, goal). Absolute times vary between runs on a shared
+machine, so every figure is a ratio of two numbers measured in the same run.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ BENCHMARKS = {
     "peak": "vidistill.benchmarks.peak",
     "mfu": "vidistill.benchmarks.mfu",
     "decode": "vidistill.benchmarks.decode",
+    "decode_gemma": "vidistill.benchmarks.decode_gemma",
     "input_pipeline": "vidistill.benchmarks.input_pipeline",
     "contrastive_memory": "vidistill.benchmarks.contrastive_memory",
     "scaling": "vidistill.benchmarks.scaling",

@@ -161,13 +161,9 @@ def run(full: bool = False) -> report.Result:
   # Time per token after the encoder, short vs long output (same batch): flat = ratio near 1.
   batch = s["batches"][-1]
   tokens = tokens_for(batch)
-  per_token = {}
-  for length in s["flat_lengths"]:
-    total = timing.median_seconds(lambda: fns["greedy"](params, tokens, max_len=length),
-                                  repeats=reps)
-    enc = timing.median_seconds(lambda: fns["encode"](params, tokens, max_len=length),
-                                repeats=reps)
-    per_token[length] = max(total - enc, 1e-9) / length
+  per_token = timing.seconds_per_token(
+      lambda n: fns["greedy"](params, tokens, max_len=n),
+      lambda n: fns["encode"](params, tokens, max_len=n), s["flat_lengths"], repeats=reps)
   short, long = s["flat_lengths"]
   details["seconds_per_token"] = per_token
   figures.append(report.Figure(

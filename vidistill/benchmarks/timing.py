@@ -29,3 +29,15 @@ def median_seconds(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1) 
     jax.block_until_ready(fn())
     times.append(time.perf_counter() - start)
   return statistics.median(times)
+
+
+def seconds_per_token(decode: Callable[[int], Any], setup: Callable[[int], Any],
+                      lengths: tuple[int, ...], *, repeats: int = 5) -> dict[int, float]:
+  """`{length: s/token}` of a decoder: the median of `decode(length)` less that of `setup(length)`
+  (the encoder or the prefill, which does not grow with the output), over `length` tokens."""
+  out = {}
+  for length in lengths:
+    total = median_seconds(lambda: decode(length), repeats=repeats)
+    fixed = median_seconds(lambda: setup(length), repeats=repeats)
+    out[length] = max(total - fixed, 1e-9) / length
+  return out

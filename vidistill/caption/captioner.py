@@ -46,10 +46,11 @@ def load_captioner(config: ml_collections.ConfigDict, checkpoint_dir: str) -> Ca
   from vidistill.models import vlm_text  # pylint: disable=g-import-not-at-top  (jax, on demand)
   from vidistill.train import restore  # pylint: disable=g-import-not-at-top
   from vidistill.config_args import ConfigError  # pylint: disable=g-import-not-at-top
+  from vidistill.models import build  # pylint: disable=g-import-not-at-top
   trained_config = restore.read_config(checkpoint_dir)
   # Checked before anything is loaded or written: a wrong setting fails in one line, and the
   # output directory is not touched.
-  if trained_config.model.kind != "vlm":
+  if build.family(trained_config.model.kind) != "vlm":
     raise ConfigError(f"{checkpoint_dir!r} holds a {trained_config.model.kind!r} model; the "
                       "captioning job needs a video VLM (a vlm stage's workdir)")
   restore.check_input_size(trained_config, config.num_frames, config.resolution,

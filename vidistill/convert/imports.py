@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from vidistill.convert import paligemma
 from vidistill.convert import siglip
 from vidistill.convert import t5 as t5_convert
 
@@ -44,6 +45,8 @@ def _tower(template: Mapping[str, Any]) -> str:
 def _big_vision(path: str, template: Mapping[str, Any]) -> dict[str, Any]:
   flat = siglip.load_npz(path)
   roots = {k.split("/")[1] if k.startswith("params/") else k.split("/")[0] for k in flat}
+  if "llm" in roots and "llm" in template:  # a whole PaliGemma into a whole PaliGemma model
+    return paligemma.from_big_vision_npz(path, template)
   root = _tower(template) if {"img", "txt"} & roots else ""
   sub = siglip.big_vision_subtree(flat, root)
   return siglip.match_to_template(sub, template, source=f"{path}:{root or '/'}",
@@ -60,6 +63,9 @@ FORMATS: dict[str, Callable[[str, Mapping[str, Any]], dict[str, Any]]] = {
     "siglip_hf": _siglip_hf,          # Hugging Face SigLIP safetensors (save_pretrained dir).
     "t5_hf": t5_convert.from_hf,      # Hugging Face T5 / Flan-T5 / UL2 safetensors dir.
     "t5x": t5_convert.from_t5x,       # T5X checkpoint (tensorstore / zarr).
+    "paligemma_hf": paligemma.from_hf_safetensors,  # HF PaliGemma (1 or 2) into a whole model.
+    "paligemma": paligemma.from_big_vision_npz,     # big_vision PaliGemma .npz, whole model.
+    "gemma_hf": paligemma.gemma_from_hf,            # HF Gemma / Gemma 2 LM into the "llm" part.
 }
 
 
@@ -76,6 +82,10 @@ def _guess_format(path: str) -> str:
       return "siglip_hf"
     if model_type in ("t5", "umt5", "mt5"):
       return "t5_hf"
+    if model_type == "paligemma":
+      return "paligemma_hf"
+    if model_type in ("gemma", "gemma2"):
+      return "gemma_hf"
   if os.path.basename(path) == "checkpoint" or os.path.exists(os.path.join(path, "checkpoint")) \
       or (os.path.isdir(path) and any(d.startswith("checkpoint_") for d in os.listdir(path))):
     return "t5x"

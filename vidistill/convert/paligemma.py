@@ -6,7 +6,8 @@ Both layouts are first brought to big_vision's PaliGemma names ("img/...": the S
   img/head/{kernel,bias}      -> visual_projection/{kernel,bias}
   img/...                     -> video_encoder/image/...       (SigLIP, vit.py's names)
   llm/embedder/input_embedding -> llm/embedder/embedding
-  llm/layers/...  [depth, ...] -> llm/layers_{i}/...            (scanned stacks split per layer)
+  llm/layers/...  [depth, ...] -> llm/layers_{i}/...            (or kept stacked for a model
+                                                                 with scan_layers)
   llm/layers/attn/qkv_einsum/w [3, N, D, H] (checkpoints with N == K) -> q_einsum, kv_einsum
 `video_encoder/temporal_embedding` is not in an image checkpoint: it is imported as zeros, so the
 imported model is the image model applied per frame.
@@ -30,6 +31,7 @@ import jax
 
 from vidistill.convert import siglip
 from vidistill.models import gemma as gemma_lib
+from vidistill.models import layer_stack
 from vidistill.models import paligemma as paligemma_lib
 from vidistill.models import video_encoder as video_encoder_lib
 from vidistill.models import vit as vit_lib
@@ -85,6 +87,8 @@ def big_vision_to_ours(flat: Flat, template: Mapping[str, Any], *, source: str,
   if "llm/embedder/input_embedding" in out:
     out["llm/embedder/embedding"] = out.pop("llm/embedder/input_embedding")
   want = siglip.flatten(template)
+  if any(k.startswith("llm/layers/") for k in want):  # a scanned Gemma
+    out = siglip.flatten(layer_stack.stack_layers(siglip.unflatten(out), "layers"))
   temporal = "video_encoder/temporal_embedding"
   if temporal in want and temporal not in out:
     out[temporal] = np.zeros(want[temporal].shape, np.float32)
@@ -250,6 +254,16 @@ def from_hf_safetensors(path: str, template: Mapping[str, Any], **kwargs: Any) -
   return big_vision_to_ours(bv, template, source=path, **kwargs)
 
 
+def gemma_from_hf(path: str, template: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+  """HF `GemmaForCausalLM` / `Gemma2ForCausalLM` directory -> params like `template` (a Gemma's:
+  the `llm` part of a PaliGemma model)."""
+  config = _read_config(path if os.path.isdir(path) else os.path.dirname(path))
+  cfg = gemma_config_from_hf(config)
+  bv = hf_to_big_vision(siglip.load_safetensors(path), cfg, 1,
+                        gemma2=config.get("model_type") == "gemma2", source=path)
+  return big_vision_to_ours(bv, {"llm": template}, source=path, **kwargs)["llm"]
+
+
 def template_batch(image_size: int, *, frames: int = 1, prompt_length: int = 8,
                    answer_length: int = 8) -> dict[str, np.ndarray]:
   """A zero batch with the shapes `model.init` needs."""
@@ -258,17 +272,21 @@ def template_batch(image_size: int, *, frames: int = 1, prompt_length: int = 8,
           "target_tokens": np.zeros((1, answer_length), np.int32)}
 
 
+def image_size(path: str) -> int:
+  """The side in pixels the checkpoint's SigLIP was trained at (224, 448 or 896)."""
+  return int(_read_config(path)["vision_config"].get("image_size", 224))
+
+
 def load_hf(path: str, *, max_frames: int = 16, dtype: str = "float32", **model_kwargs: Any
             ) -> tuple[vlm.VideoLanguageModel, dict[str, Any]]:
   """`(model, params)` from a PaliGemma save_pretrained directory: the video VLM whose image
   tower, projector and Gemma are the checkpoint's, temporal embedding zero. `model_kwargs` go to
-  paligemma.make_model (bos_id, start_id, z_loss)."""
+  paligemma.make_model (bos_id, start_id, z_loss, GemmaConfig overrides such as scan_layers)."""
   cfg, vit = hf_configs(path, dtype=dtype)
-  config = _read_config(path)
-  image_size = int(config["vision_config"].get("image_size", 224))
   encoder = video_encoder_lib.VideoEncoder(image=vit_lib.ViT(**vit, dtype=cfg.dtype),
                                            max_frames=max_frames, dtype=cfg.dtype)
   model = paligemma_lib.make_model(encoder, cfg, **model_kwargs)
-  template = jax.eval_shape(lambda: model.init(jax.random.key(0), template_batch(image_size)))
+  batch = template_batch(image_size(path))
+  template = jax.eval_shape(lambda: model.init(jax.random.key(0), batch))
   template = nn.meta.unbox(template["params"])
   return model, from_hf_safetensors(path, template)

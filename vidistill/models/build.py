@@ -30,12 +30,17 @@ def _dtype(name: str) -> Any:
   return DTYPES[name]
 
 
+def _video_encoder(model: Mapping[str, Any], compute: Any) -> video_encoder_lib.VideoEncoder:
+  """`model.vit` per frame + `model.video` (temporal embedding, token pooling)."""
+  image = vit.ViT(**dict(model["vit"]), dtype=compute)
+  return video_encoder_lib.VideoEncoder(image=image, **dict(model.get("video", {})),
+                                        dtype=compute)
+
+
 def build_vlm(model: Mapping[str, Any], *, vocab_size: int, dtype: str = "float32", **_: Any
               ) -> vlm.VideoLanguageModel:
   compute = _dtype(dtype)
-  image = vit.ViT(**dict(model["vit"]), dtype=compute)
-  encoder = video_encoder_lib.VideoEncoder(image=image, **dict(model.get("video", {})),
-                                           dtype=compute)
+  encoder = _video_encoder(model, compute)
   t5 = dict(model["t5"])
   variant = t5.pop("variant")
   return vlm.make_model(encoder, variant, z_loss=float(model.get("z_loss", 0.0)),
@@ -48,9 +53,7 @@ def build_paligemma(model: Mapping[str, Any], *, vocab_size: int, dtype: str = "
   (PaliGemma's vocabulary: BOS 2 and "\\n" 108; a vocabulary without BOS: bos_id None and the
   EOS as separator)."""
   compute = _dtype(dtype)
-  image = vit.ViT(**dict(model["vit"]), dtype=compute)
-  encoder = video_encoder_lib.VideoEncoder(image=image, **dict(model.get("video", {})),
-                                           dtype=compute)
+  encoder = _video_encoder(model, compute)
   gemma = dict(model["gemma"])
   variant = gemma.pop("variant")
   prompt = dict(model.get("prompt", {}))
@@ -75,8 +78,22 @@ BUILDERS: dict[str, Callable[..., Any]] = {"vlm": build_vlm, "paligemma": build_
 # parameter subtree of each part of a model. The dual encoder's "lm" is its text tower.
 IMPORT_TARGETS: dict[str, dict[str, str]] = {
     "vlm": {"vit": "video_encoder/image", "lm": "t5"},
+    # "vlm": a whole PaliGemma checkpoint (image tower, projector and Gemma) at once.
+    "paligemma": {"vit": "video_encoder/image", "lm": "llm", "vlm": ""},
     "dual_encoder": {"vit": "img", "lm": "txt"},
 }
+
+
+# The API each kind offers: "vlm" (vlm.VideoLanguageModel: video + prompt -> answer; the T5 and
+# the PaliGemma VLM alike) or "dual_encoder". Data, training, captioning and evaluation key on it.
+FAMILIES: dict[str, str] = {"vlm": "vlm", "paligemma": "vlm", "dual_encoder": "dual_encoder"}
+
+
+def family(kind: str) -> str:
+  """`config.model.kind` -> "vlm" | "dual_encoder" (a ConfigError for an unknown kind)."""
+  if kind not in FAMILIES:
+    raise ConfigError(f"config.model.kind={kind!r} is not one of {sorted(FAMILIES)}")
+  return FAMILIES[kind]
 
 
 def build(model: Mapping[str, Any], **kwargs: Any) -> Any:

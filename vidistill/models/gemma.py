@@ -18,7 +18,7 @@ Model API (through `Gemma(config).apply(variables, ..., method=...)`):
   embed(tokens [B, L]) -> [B, L, D]                 (scaled by sqrt(D) in the compute dtype)
   __call__(x [B, L, D], positions, valid, prefix) -> (logits [B, L, V], aux)
   prefill(x, positions, valid, prefix, cache_size) -> cache            (one pass over the prompt)
-  decode_step(tokens [N], positions [N], cache, static, index) -> (logits [N, V], cache)
+  decode_step(tokens [N], positions [N], cache, static, index, in_prefix) -> (logits [N, V], cache)
 Logits are in the compute dtype; losses and decoding upcast to float32.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ import jax.numpy as jnp
 
 from vidistill.config_args import ConfigError
 from vidistill.models import gemma_layers as layers
-from vidistill.models.t5 import REMAT_POLICIES
+from vidistill.models import layer_stack
 from vidistill.models.layers import constrain, partitioned
 
 Array = jax.Array
@@ -60,7 +60,10 @@ class GemmaConfig:
   sliding_window: int | None = None  # Gemma 2: 4096, on layers 0, 2, 4, ...
   dtype: Any = jnp.float32  # compute dtype
   param_dtype: Any = jnp.float32
-  remat_policy: str = "none"  # one of t5.REMAT_POLICIES
+  remat_policy: str = "none"  # one of layer_stack.REMAT_POLICIES
+  # nn.scan over the layers: parameters `layers/...` with a leading layer axis (big_vision's
+  # scanned layout), compiled once; the KV cache is then stacked on axis 1.
+  scan_layers: bool = False
 
   def __post_init__(self):
     object.__setattr__(self, "dtype", jnp.dtype(self.dtype))
@@ -72,9 +75,7 @@ class GemmaConfig:
     if self.num_heads % self.num_kv_heads:
       raise ConfigError(f"GemmaConfig.num_heads={self.num_heads} must be a multiple of "
                         f"num_kv_heads={self.num_kv_heads}")
-    if self.remat_policy not in REMAT_POLICIES:
-      raise ConfigError(f"GemmaConfig.remat_policy={self.remat_policy!r} is not one of "
-                        f"{sorted(REMAT_POLICIES)}")
+    layer_stack.check_policy(self.remat_policy, "GemmaConfig.remat_policy")
 
   @property
   def query_scale_dim(self) -> float:
@@ -108,7 +109,8 @@ SIZES: dict[str, dict[str, Any]] = {
     "gemma_tiny": _size(32, 2, 64, 4, 1, 8, vocab_size=128),
     "gemma2_tiny": _size(32, 4, 64, 4, 2, 8, vocab_size=128, query_pre_attn_scalar=16,
                          **{**_GEMMA2, "sliding_window": 8}),
-    "gemma_mini": _size(64, 2, 128, 4, 1, 16, vocab_size=128),
+    # The CPU miniature's (configs/train lm=paligemma): T5 "tiny"'s width and layer count.
+    "gemma_mini": _size(32, 4, 64, 4, 1, 8, vocab_size=128),
 }
 PALIGEMMA_VOCAB_SIZE = 257_152
 
@@ -154,10 +156,13 @@ class Gemma(nn.Module):
         cfg.vocab_size, cfg.width, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
         embedding_init=partitioned(nn.initializers.normal(stddev=1.0), ("vocab", "embed")),
         name="embedder")
-    block = layers.Block
-    if cfg.remat_policy != "none":
-      block = nn.remat(layers.Block, policy=REMAT_POLICIES[cfg.remat_policy])
-    self.blocks = [block(cfg, name=f"layers_{i}") for i in range(cfg.depth)]
+    if cfg.scan_layers:
+      b = nn.broadcast  # per layer: the local/global flag (axis 0) and the cache (axis 1)
+      self.layers = layer_stack.scanned(layers.Block, cfg.depth, cfg.remat_policy,
+                                        in_axes=(b, b, b, 0, 1, b), out_axes=1)(cfg)
+    else:
+      block = layer_stack.remat(layers.Block, cfg.remat_policy)
+      self.blocks = [block(cfg, name=f"layers_{i}") for i in range(cfg.depth)]
     self.final_norm = layers.RMSNorm(cfg.norm_eps, cfg.dtype, cfg.param_dtype)
 
   def embed(self, tokens: Array) -> Array:
@@ -172,13 +177,16 @@ class Gemma(nn.Module):
     logits = layers.soft_cap(logits, self.config.final_logits_softcap)
     return constrain(logits, ("batch", "length", "vocab"))
 
-  def _stack(self, x: Array, positions: Array, masks: tuple[Array, Array],
-             cache: list[dict[str, Array]] | None = None, index: Array | None = None
-             ) -> tuple[Array, list[dict[str, Array]] | None]:
+  def _stack(self, x: Array, positions: Array, masks: tuple[Array, Array], cache: Any = None,
+             index: Array | None = None) -> tuple[Array, Any]:
+    cfg = self.config
+    if cfg.scan_layers:
+      flags = jnp.array([cfg.is_local(i) for i in range(cfg.depth)])
+      return self.layers(x, positions, masks[0], masks[1], flags, cache, index)
     new_cache = []
     for i, block in enumerate(self.blocks):
-      mask = masks[1] if self.config.is_local(i) else masks[0]
-      x, layer_cache = block(x, positions, mask, None if cache is None else cache[i], index)
+      x, layer_cache = block(x, positions, masks[0], masks[1], cfg.is_local(i),
+                             None if cache is None else cache[i], index)
       new_cache.append(layer_cache)
     return x, (new_cache if cache is not None else None)
 
@@ -198,14 +206,19 @@ class Gemma(nn.Module):
     x, _ = self._stack(x, positions, masks)
     return self.logits(x), {"pre_logits": x}
 
-  def init_cache(self, batch_size: int, cache_size: int) -> list[dict[str, Array]]:
+  def init_cache(self, batch_size: int, cache_size: int) -> Any:
+    """Per layer `{"key", "value": [B, S, K, H]}` zeros; scanned: one dict `[B, layers, S, K, H]`
+    (batch first on every leaf, as decoding.py's beam reordering needs)."""
     cfg = self.config
     shape = (batch_size, cache_size, cfg.num_kv_heads, cfg.head_dim)
+    if cfg.scan_layers:
+      stacked = shape[:1] + (cfg.depth,) + shape[1:]
+      return {"key": jnp.zeros(stacked, cfg.dtype), "value": jnp.zeros(stacked, cfg.dtype)}
     return [{"key": jnp.zeros(shape, cfg.dtype), "value": jnp.zeros(shape, cfg.dtype)}
             for _ in range(cfg.depth)]
 
   def prefill(self, x: Array, positions: Array, valid: Array, prefix: Array, cache_size: int
-              ) -> list[dict[str, Array]]:
+              ) -> Any:
     """Runs the prompt `x [B, P, D]` in one pass; returns the per-layer cache `[B, cache_size, K,
     H]` holding its keys and values at indices [0, P)."""
     b, p = x.shape[:2]
@@ -216,9 +229,9 @@ class Gemma(nn.Module):
     _, cache = self._stack(x, positions, masks, self.init_cache(b, cache_size), jnp.int32(0))
     return cache
 
-  def decode_step(self, tokens: Array, positions: Array, cache: list[dict[str, Array]],
+  def decode_step(self, tokens: Array, positions: Array, cache: Any,
                   static: dict[str, Array], index: Array, in_prefix: Array | bool = False
-                  ) -> tuple[Array, list[dict[str, Array]]]:
+                  ) -> tuple[Array, Any]:
     """One token per row: `tokens [N]` at RoPE `positions [N]`, written at cache `index`.
 
     `static`: "positions" [N, S] (every cache slot's position), "valid" [N, S], "prefix" [N, S].

@@ -159,19 +159,21 @@ class FeedForward(nn.Module):
 class Block(nn.Module):
   """One decoder layer: pre-norm attention and GeGLU, each with a post-norm in Gemma 2.
 
-  `__call__(x [B, L, D], positions, mask, cache=None, index=None) -> (x, cache)`, see Attention.
-  `config` is a gemma.GemmaConfig; `local` picks the layer's sliding-window mask upstream, so the
-  layer itself does not know its kind.
+  `__call__(x [B, L, D], positions, mask, local_mask, is_local, cache=None, index=None)
+  -> (x, cache)`, see Attention: the layer attends with `local_mask` where `is_local` (a bool, or
+  a traced one when the layers are scanned: the flag is the per-layer input), else `mask`.
+  `config` is a gemma.GemmaConfig.
   """
   config: Any
 
   @nn.compact
-  def __call__(self, x: Array, positions: Array, mask: Array,
-               cache: dict[str, Array] | None = None, index: Array | None = None
-               ) -> tuple[Array, dict[str, Array] | None]:
+  def __call__(self, x: Array, positions: Array, mask: Array, local_mask: Array,
+               is_local: Array | bool, cache: dict[str, Array] | None = None,
+               index: Array | None = None) -> tuple[Array, dict[str, Array] | None]:
     cfg = self.config
     norm = functools.partial(RMSNorm, cfg.norm_eps, cfg.dtype, cfg.param_dtype)
     x = constrain(x, ("batch", "length", "embed"))
+    mask = jnp.where(is_local, local_mask, mask)
     y, cache = Attention(cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.query_scale_dim,
                          cfg.attn_logits_softcap, cfg.rope_base, cfg.dtype, cfg.param_dtype,
                          name="attn")(norm(name="pre_attention_norm")(x), positions, mask, cache,

@@ -1,8 +1,8 @@
-"""PaliGemma / PaliGemma 2 as a video VLM: video tokens and the prompt as one bidirectional prefix of
-a decoder-only Gemma, the answer causal after it (prefix-LM; Beyer et al. 2024, arXiv 2407.07726).
+"""PaliGemma / PaliGemma 2 as a video VLM: video tokens and the prompt as one bidirectional prefix
+of a decoder-only Gemma, the answer causal after it (prefix-LM; Beyer et al. 2024, 2407.07726).
 
-    video [B,T,H,W,3] -> VideoEncoder (SigLIP per frame) -> [B,N,D_vit] -> visual_projection -> [B,N,D]
-    prompt_tokens [B,Lp] -> [BOS] + prompt -> Gemma embedding (x sqrt(D)) -------------> [B,1+Lp,D]
+    video [B,T,H,W,3] -> VideoEncoder (SigLIP per frame) -> [B,N,D_vit] -> projection -> [B,N,D]
+    prompt_tokens [B,Lp] -> [BOS] + prompt -> Gemma embedding (x sqrt(D)) ----------> [B,1+Lp,D]
     sequence = [video tokens ; BOS prompt ; SEP answer...]   (SEP = the decoder's start token)
 
 The prefix block (video, BOS, prompt and the separator that ends it, "\\n" in PaliGemma's format
@@ -106,7 +106,7 @@ class PaliGemmaModule(nn.Module):
     return logits, {"encoded": prefix, "encoder_mask": valid, "vision": vision_aux}
 
   def init_cache(self, prefix: Array, prefix_valid: Array, max_len: int
-                 ) -> tuple[list[dict[str, Array]], dict[str, Array]]:
+                 ) -> tuple[Any, dict[str, Array]]:
     """Prefills the cache with `[prefix ; separator]`; cache slots `[B, P + max_len, K, H]`.
 
     `static` (per row): "positions", "valid", "prefix" of every cache slot [B, P + max_len],
@@ -127,8 +127,8 @@ class PaliGemmaModule(nn.Module):
     }
     return cache, static
 
-  def decode_step(self, tokens: Array, cache: list[dict[str, Array]], static: dict[str, Array],
-                  step: Array) -> tuple[Array, list[dict[str, Array]]]:
+  def decode_step(self, tokens: Array, cache: Any, static: dict[str, Array],
+                  step: Array) -> tuple[Array, Any]:
     """Logits `[N, V]` for decoder input `tokens [N]` at answer step `step`; the updated cache."""
     # Step 0 reruns the separator, the prefix block's last token: in Gemma 2's local layers it
     # sees the whole prefix (not only its window), as in the prefill.

@@ -52,10 +52,23 @@ def make_world(ctx: Context, out: str) -> None:
   world.synth(config, out, num_workers=int(ctx.config.world.num_workers))
 
 
+_LM_PARTS = {"t5": ("vit", "t5"), "paligemma": ("vit", "gemma")}  # config.vlm.lm -> its sizes
+
+
 def _vlm_sizes(ctx: Context) -> dict[str, str]:
-  """`config.vlm` size names that replace the stage variant's ("" keeps it)."""
-  sizes = ctx.config.get("vlm", {})
-  return {f"model.{part}.variant": name for part, name in sizes.items() if name}
+  """`config.vlm` size names that replace the stage variant's ("" keeps it), for the parts the
+  chosen language model's VLM has."""
+  sizes = dict(ctx.config.get("vlm", {}))
+  lm = sizes.pop("lm", "t5")
+  if lm not in _LM_PARTS:
+    raise ConfigError(f"config.vlm.lm={lm!r} is not one of {sorted(_LM_PARTS)}")
+  return {f"model.{part}.variant": name for part, name in sizes.items()
+          if name and part in _LM_PARTS[lm]}
+
+
+def _lm_arg(ctx: Context) -> str:
+  """The VLM stage configs' `lm=` argument (configs/train/*.py): T5 or PaliGemma-shaped."""
+  return f",lm={ctx.config.get('vlm', {}).get('lm', 't5')}"
 
 
 def _lr(stage: ml_collections.ConfigDict) -> dict[str, float]:
@@ -103,7 +116,7 @@ def vlm_stage(stage: str) -> Callable[[Context, str], None]:
       extra = {"data.text_splits": ctx.config.text_splits,
                "data.max_examples": int(s.steps) * int(s.batch)}
     _train(ctx, stage, out, init=_previous(ctx, stage), steps=int(s.steps), batch=int(s.batch),
-           **extra, **_vlm_sizes(ctx), **_lr(s))
+           extra=_lm_arg(ctx), **extra, **_vlm_sizes(ctx), **_lr(s))
   run.__name__ = stage
   return run
 
@@ -112,7 +125,8 @@ def visual_adaptation_lm_unfrozen(ctx: Context, out: str) -> None:
   """Stage 1 with the language model trained too: what the paper's freezing guards against."""
   s = ctx.config.stages.visual_adaptation
   _train(ctx, "visual_adaptation", out, init=_previous(ctx, "visual_adaptation"),
-         steps=int(s.steps), batch=int(s.batch), frozen=(), **_vlm_sizes(ctx), **_lr(s))
+         steps=int(s.steps), batch=int(s.batch), frozen=(), extra=_lm_arg(ctx),
+         **_vlm_sizes(ctx), **_lr(s))
 
 
 def _caption_config(ctx: Context, *, frames: int, prompt: str) -> ml_collections.ConfigDict:

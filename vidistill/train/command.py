@@ -92,7 +92,8 @@ def compile_for_topology(config, topology_name: str, workdir: str, caption_spec:
   from vidistill import config_args  # pylint: disable=g-import-not-at-top
   from vidistill.train import compile_topology  # pylint: disable=g-import-not-at-top
   caption = None
-  if config.model.kind == "vlm" and caption_spec != "none":
+  from vidistill.models import build  # pylint: disable=g-import-not-at-top
+  if build.family(config.model.kind) == "vlm" and caption_spec != "none":
     if not caption_spec:
       repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
       variant = {"tiny": "tiny", "paper": "paper"}.get(config.get("variant"), "default")

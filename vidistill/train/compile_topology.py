@@ -339,7 +339,7 @@ def compile_stage(config: Any, topology_name: str, *, caption_config: Any = None
              "batch": device_bytes(batch)},
       model_flops=TRAIN_FLOPS_PER_FORWARD_FLOP * forward, calls=steps,
       note=f"batch {batch_size}, {steps} steps")]
-  if config.model.kind == "vlm" and caption_config is not None:
+  if build_lib.family(config.model.kind) == "vlm" and caption_config is not None:
     stats += caption_programs(config, caption_config, model, setup, chip, topology_name, mesh)
   return stats
 
@@ -351,7 +351,6 @@ def caption_programs(config: Any, caption: Any, model: Any, setup: Any, chip: Ch
   Batch: the caption config's per-host batch times the topology's hosts, sharded over the batch
   axes; weights in the compute dtype, sharded as in training.
   """
-  from vidistill.models import vlm  # pylint: disable=g-import-not-at-top
   module = model.module
   compute = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
   params = _abstract(setup.abstract_state.params, setup.param_shardings, compute)
@@ -366,13 +365,13 @@ def caption_programs(config: Any, caption: Any, model: Any, setup: Any, chip: Ch
                                 jnp.int32, sharding=by_batch)
 
   def encode(p, v, t):
-    encoded, mask, _ = module.apply({"params": p}, v, t, method=vlm.VideoLanguageModule.encode)
+    encoded, mask, _ = module.apply({"params": p}, v, t, method="encode")
     return module.apply({"params": p}, encoded, mask, max_len,
-                        method=vlm.VideoLanguageModule.init_cache)
+                        method="init_cache")
 
   def decode_step(p, tokens, cache, static, i):
     logits, cache = module.apply({"params": p}, tokens, cache, static, i,
-                                 method=vlm.VideoLanguageModule.decode_step)
+                                 method="decode_step")
     return jnp.argmax(logits, -1).astype(jnp.int32), cache
 
   with partitioning.axis_rules(mesh, setup.rules):

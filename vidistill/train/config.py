@@ -57,9 +57,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.init.strict = True            # Every model param must come from the checkpoint.
   c.init.params_map = None        # [(regex_from, regex_to), ...]: load (and rename) a subtree.
   # Imported weights (docs/checkpoints.md), used when there is no init.checkpoint: a spec is
-  # "FORMAT:PATH" or "PATH", FORMAT one of big_vision | siglip_hf | t5_hf | t5x.
+  # "FORMAT:PATH" or "PATH", FORMAT one of convert/imports.py FORMATS (big_vision, t5_hf,
+  # paligemma_hf, ...).
   c.init.import_vit = ""          # Into the model's vision encoder (a SigLIP / ViT checkpoint).
-  c.init.import_lm = ""           # Into its language model (T5 / UL2) or text tower.
+  c.init.import_lm = ""           # Into its language model (T5 / UL2 / Gemma) or text tower.
+  c.init.import_vlm = ""          # A whole image VLM (PaliGemma: model.kind "paligemma").
   c.init.imports = ()             # More: [(param subtree, spec), ...], e.g. (("t5", "t5x:/c"),).
 
   c.log_every = 50                # Steps between metric lines.
@@ -85,7 +87,8 @@ def validate(config: Any) -> None:
   for key in ("checkpoint_every", "keep_checkpoints", "eval_every"):
     if int(config[key]) < 0:
       raise ConfigError(f"config.{key}={config[key]} must be >= 0")
-  imports = [k for k in ("import_vit", "import_lm", "imports") if config.init.get(k)]
+  imports = [k for k in ("import_vit", "import_lm", "import_vlm", "imports")
+             if config.init.get(k)]
   if imports and config.init.checkpoint:
     raise ConfigError(f"config.init.checkpoint={config.init.checkpoint!r} and config.init."
                       f"{imports[0]}={config.init.get(imports[0])!r} are both set: a stage starts "

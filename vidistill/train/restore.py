@@ -65,7 +65,7 @@ def example_batch(config: ml_collections.ConfigDict, frames: int, resolution: in
   """A one-example batch of the model's input shapes (for init / eval_shape)."""
   lengths = dict(config.data.seq_lengths)
   video = np.zeros((1, frames, resolution, resolution, 3), np.uint8)
-  if config.model.kind == "vlm":
+  if build_lib.family(config.model.kind) == "vlm":
     return {"video": video, "prompt_tokens": np.zeros((1, lengths.get("inputs", 32)), np.int32),
             "target_tokens": np.zeros((1, lengths.get("targets", 32)), np.int32)}
   return {"video": video, "text_tokens": np.zeros((1, lengths["targets"]), np.int32)}

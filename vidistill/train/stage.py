@@ -40,7 +40,8 @@ def train_stage(config, workdir: str, *, restart: bool = False):
   model = build_lib.build(config.model, vocab_size=vocab.vocab_size, dtype=config.dtype,
                           mesh=mesh_lib.make_mesh(dict(config.mesh)), vocab=vocab,
                           text_length=int(config.data.seq_lengths.get("targets", 32)))
-  examples = stage_input.load_examples(config.data, vocab, config.model.kind,
+  family = build_lib.family(config.model.kind)
+  examples = stage_input.load_examples(config.data, vocab, family,
                                        name=f"{config.get('stage', 'stage')}")
   logging.info("train: %d examples in memory", len(examples))
   if config.get("dataset_size") is None:
@@ -48,7 +49,7 @@ def train_stage(config, workdir: str, *, restart: bool = False):
   preflight.check_init(config, model)
   restore.write_config(config, workdir)
   data = stage_input.data_fn(config.data, examples, batch_size=int(config.batch_size),
-                             seed=int(config.seed), model_kind=config.model.kind)
+                             seed=int(config.seed), model_kind=family)
   result = trainer.train(config, workdir, model, data,
                          eval_hooks=eval_hooks(config, model, vocab, workdir),
                          import_init=init_fn)
@@ -87,12 +88,13 @@ def eval_hooks(config, model, vocab, workdir: str) -> list:
   import os  # pylint: disable=g-import-not-at-top
   from vidistill.eval import command as eval_command  # pylint: disable=g-import-not-at-top
   from vidistill.eval.evaluators import common  # pylint: disable=g-import-not-at-top
+  from vidistill.models import build as build_lib  # pylint: disable=g-import-not-at-top
   from vidistill.models import vlm_text  # pylint: disable=g-import-not-at-top
   from vidistill import config_args  # pylint: disable=g-import-not-at-top
   suite = config_args.load_config(spec)
 
   def hook(step, params):
-    if config.model.kind == "vlm":
+    if build_lib.family(config.model.kind) == "vlm":
       lengths = config.data.seq_lengths
       runner = vlm_text.VLMText(model, params, vocab, prompt_length=int(lengths.get("inputs", 32)),
                                 answer_length=int(lengths.get("targets", 32)))

@@ -40,7 +40,16 @@ PAPER_IMPORTS = {
                 import_lm="t5_hf:/ckpt/ul2_3b"),
     "dual_encoder": dict(import_vit="big_vision:/ckpt/siglip/so400m14_224.npz",
                          import_lm="big_vision:/ckpt/siglip/so400m14_224.npz"),
+    # PaliGemma 2 (SigLIP So400m/14 + Gemma 2 2B), Hugging Face save_pretrained directory: the
+    # whole image VLM at once (a big_vision npz works too: "paligemma:/ckpt/....npz").
+    "paligemma": dict(import_vlm="paligemma_hf:/ckpt/paligemma2-3b-pt-224"),
 }
+# The paper-scale PaliGemma's tokenizer (Gemma's SentencePiece + location/segmentation tokens).
+PALIGEMMA_TOKENIZER = "/ckpt/paligemma2-3b-pt-224/tokenizer.model"
+
+# The language model of each VLM kind, as a parameter pattern (what stage 1 freezes).
+LM_PARAMS = {"vlm": "t5/.*", "paligemma": "llm/.*"}
+LMS = {"t5": "vlm", "paligemma": "paligemma"}  # stage argument `lm=` -> model.kind
 
 
 def parse_stage_arg(stage: str, arg: str | None, **extra: Any) -> ml_collections.ConfigDict:
@@ -51,8 +60,10 @@ def parse_stage_arg(stage: str, arg: str | None, **extra: Any) -> ml_collections
   return parsed
 
 
-def vlm_model(variant: str) -> ml_collections.ConfigDict:
-  """The video VLM: SigLIP-style ViT per frame -> video tokens -> T5/UL2 encoder-decoder."""
+def vlm_model(variant: str, lm: str = "t5") -> ml_collections.ConfigDict:
+  """The video VLM: SigLIP-style ViT per frame -> video tokens -> T5/UL2 encoder-decoder
+  (`lm="t5"`, the paper) or a decoder-only Gemma with a prefix-LM mask (`lm="paligemma"`)."""
+  config_args.pick_variant(lm, dict.fromkeys(LMS), "the stage argument lm")
   # Patch 16 on the world's 32 px frames: 2x2 tokens a frame. A throwaway prototype measured
   # patch 8 3.5x slower a step and no better for the LM reading the tokens.
   vit = {"tiny": "mu/8", "quick": "nu/16", "default": "nu/16", "paper": "G/14"}[variant]
@@ -73,8 +84,32 @@ def vlm_model(variant: str) -> ml_collections.ConfigDict:
       spatial_tokens=None if variant == "paper" else 4,  # Tokens per frame (None: whole grid).
       temporal_pool=1,                  # Average this many consecutive frames' tokens.
   ))
+  if lm == "paligemma":
+    return _paligemma(m, variant)
   m.t5 = ml_collections.ConfigDict(dict(
       variant=t5,                       # T5/UL2 size (vidistill/models/t5.py SIZES/ALIASES).
+  ))
+  m.z_loss = 1e-4                       # PaLM's z-loss on the decoder logits (0: off).
+  return m
+
+
+def _paligemma(m: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
+  """PaliGemma-shaped: the same video encoder in front of a Gemma (models/paligemma.py)."""
+  m.kind = "paligemma"                  # vidistill/models/build.py: prefix-LM decoder-only VLM.
+  if variant == "paper":
+    m.vit.variant = "So400m/14"         # PaliGemma's SigLIP.
+  m.gemma = ml_collections.ConfigDict(dict(
+      # Gemma size (vidistill/models/gemma.py SIZES); the miniature's has T5 tiny's width.
+      variant={"tiny": "gemma_tiny", "paper": "gemma2_2b"}.get(variant, "gemma_mini"),
+      scan_layers=variant == "paper",   # nn.scan over the layers (compile once at 26 layers).
+  ))
+  paper = variant == "paper"
+  m.prompt = ml_collections.ConfigDict(dict(
+      # Gemma's BOS before the prompt; None for a vocabulary without one (the synthetic world's).
+      bos_id=2 if paper else None,
+      # The token that ends the prompt and starts the answer: "\n" (108) in PaliGemma's
+      # vocabulary; the EOS (1) in the world's.
+      start_id=108 if paper else 1,
   ))
   m.z_loss = 1e-4                       # PaLM's z-loss on the decoder logits (0: off).
   return m
@@ -129,6 +164,8 @@ def stage_config(arg: ml_collections.ConfigDict, *, stage: str, model: ml_collec
   c.init.strict = True
   if arg.variant == "paper" and not arg.init:
     c.init.update(PAPER_IMPORTS[model.kind])
+  if arg.variant == "paper" and model.kind == "paligemma":
+    data = dict(dict(vocab=PALIGEMMA_TOKENIZER, prompt="caption en"), **data)
   c.model = model
 
   d = ml_collections.ConfigDict()

@@ -79,9 +79,10 @@ def load_model(config: ml_collections.ConfigDict, checkpoint_dir: str) -> Any:
   VideoTextGenerator ("vlm")."""
   from vidistill.models import vlm_text  # pylint: disable=g-import-not-at-top  (jax, on demand)
   from vidistill.train import restore  # pylint: disable=g-import-not-at-top
+  from vidistill.models import build  # pylint: disable=g-import-not-at-top
   kind = config.model.kind
   trained_config = restore.read_config(checkpoint_dir)
-  if trained_config.model.kind != kind:
+  if build.family(trained_config.model.kind) != kind:
     raise ConfigError(f"the {config.get('suite', '')!r} suite evaluates a {kind!r} model but "
                       f"{checkpoint_dir!r} holds a {trained_config.model.kind!r}; evaluate it "
                       "with a suite for that kind (docs/evaluation.md)")
