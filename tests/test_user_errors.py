@@ -244,20 +244,38 @@ def _can_mount_tmpfs(tmp_path):
                         capture_output=True).returncode == 0
 
 
-@pytest.mark.slow
-def test_a_full_disk_during_a_checkpoint_is_one_line_and_exit_3(world, tmp_path):
-  # A 1 MB file system in a private mount namespace: the first checkpoint (~1.5 MB) cannot fit.
+def _on_a_small_disk(tmp_path, fill_kb, *args):
+  """The CLI with `args` (DISK: a 1 MB file system holding `fill_kb` KB already), in a private
+  mount namespace."""
   if not _can_mount_tmpfs(tmp_path):
     pytest.skip("needs `unshare -rm` (user + mount namespaces) to make a small file system")
   disk = tmp_path / "disk"
   disk.mkdir()
-  command = " ".join([sys.executable, "-m", "vidistill.cli", "train", "--config",
-                      f"{CONFIGS}/train/image_pretrain.py:tiny,world={world},steps=2",
-                      "--workdir", str(disk / "run")])
+  command = " ".join([sys.executable, "-m", "vidistill.cli"] +
+                     [str(a).replace("DISK", str(disk)) for a in args])
   env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
   env["XLA_FLAGS"] = ""
-  result = subprocess.run(["unshare", "-rm", "sh", "-c",
-                           f"mount -t tmpfs -o size=1m tmpfs {disk} && exec {command}"],
-                          capture_output=True, text=True, timeout=600, env=env)
+  fill = f"dd if=/dev/zero of={disk}/filler bs=1k count={fill_kb} 2>/dev/null && " if fill_kb else ""
+  return subprocess.run(["unshare", "-rm", "sh", "-c",
+                         f"mount -t tmpfs -o size=1m tmpfs {disk} && {fill}exec {command}"],
+                        capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_exit_3(world, tmp_path):
+  # The first checkpoint (~1.5 MB) cannot fit.
+  result = _on_a_small_disk(tmp_path, 0, "train", "--config",
+                            f"{CONFIGS}/train/image_pretrain.py:tiny,world={world},steps=2",
+                            "--workdir", "DISK/run")
+  assert_user_error(result, "no space left on the device", "rerun the same command", code=3,
+                    max_lines=1)
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_a_caption_write_is_one_line_and_exit_3(world, trained, tmp_path):
+  result = _on_a_small_disk(
+      tmp_path, 990, "caption", "--config", f"{CONFIGS}/caption/pseudo_caption.py:tiny",
+      "--checkpoint", trained, "--input", world / "annotations" / "pool_internvid.jsonl",
+      "--video_root", world / "videos" / "pool", "--output", "DISK/captions")
   assert_user_error(result, "no space left on the device", "rerun the same command", code=3,
                     max_lines=1)
