@@ -38,7 +38,7 @@ def define_flags() -> None:
 def main(argv: Sequence[str]) -> None:
   # pylint: disable=g-import-not-at-top
   from vidistill.config_args import ConfigError
-  from vidistill.pipeline import dry_run, runner, steps
+  from vidistill.pipeline import dry_run, layout, runner
   if argv:
     raise flags_lib.UsageError(f"unexpected arguments {list(argv)}; every input is a flag")
   config = flags_lib.config_from_flags()
@@ -50,7 +50,7 @@ def main(argv: Sequence[str]) -> None:
     workdir = flags_lib.workdir_from_flags()
     runner.run(config, workdir, only=f.only, start=f["from"].value,
                seeds=f.seeds or int(config.seeds))
-  except (steps.PipelineError, ConfigError) as e:
+  except (layout.PipelineError, ConfigError) as e:
     raise flags_lib.UsageError(str(e)) from None
 
 
