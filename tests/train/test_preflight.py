@@ -50,6 +50,15 @@ def test_config_changes_lists_differing_fields_and_ignores_what_the_run_fills_in
                                         ("optim.lr", 0.001, 0.01)]
 
 
+def test_options_added_or_removed_since_the_run_are_not_changes():
+  old = json.loads(_config(dataset_size=8).to_json())
+  old["removed_option"] = 3
+  new = _config(**{"init": ml_collections.ConfigDict({"import_lm": "", "strict": False})})
+  assert preflight.config_changes(old, new) == []
+  new.init.import_lm = "hf:/models/t5"
+  assert preflight.config_changes(old, new) == [("init.import_lm", "<absent>", "hf:/models/t5")]
+
+
 def test_a_rerun_with_another_model_is_refused_naming_the_fields(tmp_path):
   workdir = _trained_workdir(tmp_path, _config())
   before = {f: (workdir / f).read_bytes() for f in _files(workdir)}

@@ -57,12 +57,18 @@ def flat(config: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_changes(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
-  """(field, old value, new value) of every field that differs; a field `new` leaves None that
-  the run fills in itself (dataset_size) is not a change."""
+  """(field, old value, new value) of every field that differs.
+
+  Not changes: a field `new` leaves None that the run fills in itself (dataset_size); a field the
+  old config lacks and the new one leaves empty (an option added since, at its off default); a
+  field the new config lacks (an option since removed).
+  """
   a, b = flat(old), flat(new)
   changes = []
   for key in sorted(set(a) | set(b)):
     if key == "dataset_size" and b.get(key) is None:
+      continue
+    if key not in b or (key not in a and b[key] in (None, "", [], {}, False)):
       continue
     if a.get(key, "<absent>") != b.get(key, "<absent>"):
       changes.append((key, a.get(key, "<absent>"), b.get(key, "<absent>")))
