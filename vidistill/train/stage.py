@@ -114,8 +114,11 @@ def dry_run(config) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   from vidistill.models import build as build_lib  # pylint: disable=g-import-not-at-top
   from vidistill.train import restore, stage_input  # pylint: disable=g-import-not-at-top
-  vocab_size = 32_128
-  if config.data.vocab or config.data.world:
+  from vidistill import fs  # pylint: disable=g-import-not-at-top
+  # Without the vocabulary file (a paper config on a machine without the checkpoints) the
+  # released model's size: T5's 32,128, PaliGemma's 257,152.
+  vocab_size = 257_152 if config.model.kind == "paligemma" else 32_128
+  if (config.data.vocab and fs.exists(config.data.vocab)) or config.data.world:
     vocab_size = stage_input.vocabulary(config.data).vocab_size
   model = build_lib.build(config.model, vocab_size=vocab_size, dtype=config.dtype)
   frames, res = ((int(config.data.num_frames), int(config.data.resolution))
