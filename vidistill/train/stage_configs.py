@@ -60,6 +60,15 @@ def parse_stage_arg(stage: str, arg: str | None, **extra: Any) -> ml_collections
   return parsed
 
 
+def _layers(paper: bool) -> dict[str, Any]:
+  """How the transformer stacks run. Paper scale: scanned (compiled once, not once per layer) and
+  each layer rematerialised, so activations of 48 ViT-G blocks and 48 UL2 layers fit a v5e chip's
+  16 GiB (docs/scaling.md, compiled for v5e:16x16). The CPU miniatures: unrolled, nothing
+  recomputed (2-layer stacks: scanning buys nothing there)."""
+  return dict(scan=paper,               # nn.scan over the blocks (models/layer_stack.py).
+              remat_policy="full" if paper else "none")  # none | full | dots.
+
+
 def vlm_model(variant: str, lm: str = "t5") -> ml_collections.ConfigDict:
   """The video VLM: SigLIP-style ViT per frame -> video tokens -> T5/UL2 encoder-decoder
   (`lm="t5"`, the paper) or a decoder-only Gemma with a prefix-LM mask (`lm="paligemma"`)."""
@@ -70,9 +79,11 @@ def vlm_model(variant: str, lm: str = "t5") -> ml_collections.ConfigDict:
   t5 = {"tiny": "tiny", "quick": "tiny", "default": "tiny", "paper": "ul2_3b"}[variant]
   m = ml_collections.ConfigDict()
   m.kind = "vlm"                        # vidistill/models/build.py: the PaLI-style video VLM.
+  paper = variant == "paper"
   m.vit = ml_collections.ConfigDict(dict(
       variant=vit,                      # ViT size/patch (vidistill/models/vit.py sizes).
       pool_type="none",                 # The LM reads the patch tokens, not a pooled vector.
+      **_layers(paper),
   ))
   m.video = ml_collections.ConfigDict(dict(
       max_frames=16,                    # Temporal embedding table length (>= frames per clip).
@@ -88,6 +99,8 @@ def vlm_model(variant: str, lm: str = "t5") -> ml_collections.ConfigDict:
     return _paligemma(m, variant)
   m.t5 = ml_collections.ConfigDict(dict(
       variant=t5,                       # T5/UL2 size (vidistill/models/t5.py SIZES/ALIASES).
+      remat_policy=_layers(paper)["remat_policy"],
+      scan_layers=_layers(paper)["scan"],
   ))
   m.z_loss = 1e-4                       # PaLM's z-loss on the decoder logits (0: off).
   return m
@@ -123,11 +136,13 @@ def dual_encoder_model(variant: str) -> ml_collections.ConfigDict:
   m.vit = ml_collections.ConfigDict(dict(
       variant={"tiny": "mu/8", "quick": "nu/16", "default": "nu/16", "paper": "So400m/14"}[variant],
       pool_type="map" if variant == "paper" else "gap",  # Per-frame pooling (MAP as SigLIP).
+      **_layers(variant == "paper"),
   ))
   m.text = ml_collections.ConfigDict(dict(
       variant={"tiny": "mu", "quick": "nu", "default": "nu", "paper": "So400m"}[variant],
       max_len=64,                       # Longest caption in tokens (positions table).
       pool_type="last",                 # Pool the last real token (EOS).
+      **_layers(variant == "paper"),
   ))
   # The miniature's test set holds clips that differ only in the order or kind of motion: a
   # frame mean cannot tell them apart, a temporal transformer over the frame embeddings can.
