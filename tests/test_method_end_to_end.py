@@ -12,7 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from vidistill.train import checkpoints
+from vidistill.config_args import ConfigError
+from vidistill.models import checkpoint_params
 from vidistill.train import stage as train_stage
 from vidistill.train import state as state_lib
 
@@ -43,11 +44,11 @@ def run(tmp_path_factory):
 
 
 def _params(workdir):
-  directory, step = checkpoints._locate(workdir)  # pylint: disable=protected-access
-  tree = checkpoints._metadata_tree(directory, step)  # pylint: disable=protected-access
+  directory, step = checkpoint_params._locate(workdir)  # pylint: disable=protected-access
+  tree = checkpoint_params._metadata_tree(directory, step)  # pylint: disable=protected-access
   paths = state_lib.flatten_dict(tree)
   template = jax.tree.map(lambda m: jax.numpy.zeros(m.shape, m.dtype), tree)
-  loaded = checkpoints.load_params(workdir, template)
+  loaded = checkpoint_params.load_params(workdir, template)
   return {k: np.asarray(v) for k, v in state_lib.flatten_dict(loaded).items()}, paths
 
 
@@ -76,9 +77,14 @@ def test_caption_pool_then_dual_encoder_then_eval(run):
   from vidistill.eval import command as eval_command
   from vidistill.eval.evaluators import common
   w, dirs = run
+  # No frames / resolution anywhere: they come from the checkpoint (what the README's chain does).
   config = _config("configs/caption/pseudo_caption.py", "tiny")
-  config.num_frames, config.resolution = 8, 32
   cap = captioner_lib.load_captioner(config, dirs["s2"])
+  assert (config.num_frames, config.resolution) == (8, 32)  # the tiny world's clips
+  wrong = _config("configs/caption/pseudo_caption.py", "tiny,res=16")
+  with pytest.raises(ConfigError, match=r"config.resolution=16 contradicts --checkpoint .*s2, "
+                                        r"whose model was trained with resolution=32"):
+    captioner_lib.load_captioner(wrong, dirs["s2"])
   # The pool's shards hold its decoded frames, so the job reads those (no video decoding).
   summary = job.run_job(config, cap, os.path.join(w, "shards", "pool-*.tfrecord"),
                         dirs["captions"])
@@ -91,13 +97,14 @@ def test_caption_pool_then_dual_encoder_then_eval(run):
   de = _config("configs/train/dual_encoder.py", f"tiny,world={w},source=pseudo,steps=2,batch=8")
   de.data.captions_dir = dirs["captions"]
   de.checkpoint_every = 0
-  de.eval_config = f"{ROOT}/configs/eval/retrieval.py:tiny,data={w},frames=8"  # Periodic eval hook.
+  de.eval_config = f"{ROOT}/configs/eval/retrieval.py:tiny,data={w}"  # Periodic eval hook.
   result = train_stage.train_stage(de, dirs["de"])
   assert any(k.startswith("eval/synthetic_test/t2v/R@1") for k in result.history[-1][1])
   assert os.path.exists(os.path.join(dirs["de"], "eval", "2", "results.json"))
 
-  suite = _config("configs/eval/retrieval.py", f"tiny,data={w},frames=8")
+  suite = _config("configs/eval/retrieval.py", f"tiny,data={w}")
   model = common.load_model(suite, dirs["de"])
+  assert (suite.num_frames, suite.resolution) == (8, 32)
   out = eval_command.run_suite(suite, model, dirs["eval"], checkpoint=dirs["de"])
   flat = [v for v in jax.tree.leaves(out["results"]) if isinstance(v, float)]
   assert flat and all(np.isfinite(flat))

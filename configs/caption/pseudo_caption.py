@@ -8,19 +8,17 @@ Variants: `tiny` (tests: 2 videos a batch, 4 per unit, 32 px), `default` (the sy
 miniature reproduction), `paper` (web-scale corpora such as InternVid / VideoCC on accelerators).
 Arguments: `seed=`, `frames=`, `res=`, `format=`, `samples=`; anything else via
 `--config.key=value`.
-frames / res must match the checkpoint's video encoder (the visual-adaptation config).
+Frames and resolution are the checkpoint's (its config.json `shapes`, written by `vidistill
+train`); `frames=` / `res=` only restate them, and a value that differs is an error naming both.
 """
 import ml_collections
 
 from vidistill import config_args
 
 _VARIANTS = {
-    "tiny": dict(unit_size=4, batch_size=2, num_frames=4, resolution=32, max_decode_len=16,
-                 num_workers=2, buffer=4),
-    "default": dict(unit_size=256, batch_size=32, num_frames=8, resolution=48, max_decode_len=32,
-                    num_workers=4, buffer=64),
-    "paper": dict(unit_size=1024, batch_size=64, num_frames=8, resolution=224, max_decode_len=64,
-                  num_workers=16, buffer=256),
+    "tiny": dict(unit_size=4, batch_size=2, max_decode_len=16, num_workers=2, buffer=4),
+    "default": dict(unit_size=256, batch_size=32, max_decode_len=32, num_workers=4, buffer=64),
+    "paper": dict(unit_size=1024, batch_size=64, max_decode_len=64, num_workers=16, buffer=256),
 }
 
 
@@ -58,8 +56,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                         # others finish their own units and exit with code 4.
 
   # What the model sees and says.
-  config.num_frames = arg.frames or v["num_frames"]    # Frames sampled uniformly per video/window.
-  config.resolution = arg.res or v["resolution"]       # Frame side, pixels (resize, centre crop).
+  config.num_frames = arg.frames       # Frames sampled uniformly per video/window; 0: the
+                                        # checkpoint's (what its model was trained on).
+  config.resolution = arg.res           # Frame side, pixels (resize, centre crop); 0: the
+                                        # checkpoint's.
   config.prompts = ml_collections.ConfigDict(dict(     # Name -> prompt; rows keep both; run in
       short="caption en:",                             # name order: a short caption and a
       detailed="describe the video in detail en:",     # detailed description of each video.

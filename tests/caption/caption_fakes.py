@@ -22,11 +22,19 @@ CONFIG_PATH = os.path.join(REPO, "configs", "caption", "pseudo_caption.py")
 _COLOUR = re.compile(r"colour (\d+) (\d+) (\d+)")
 
 
+def like_a_checkpoint(config, num_frames=4, resolution=32):
+  """What loading a real checkpoint does to the config (frames / resolution left at 0 become the
+  model's): the fake captioner's model 'was trained' on 4 frames of 32 px."""
+  config.num_frames = config.num_frames or num_frames
+  config.resolution = config.resolution or resolution
+  return config
+
+
 def load_config(arg: str = "tiny"):
   spec = importlib.util.spec_from_file_location("pseudo_caption_config", CONFIG_PATH)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return like_a_checkpoint(module.get_config(arg))
 
 
 class FakeCaptioner:

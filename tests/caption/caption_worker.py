@@ -12,7 +12,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-from caption_fakes import FakeCaptioner, load_config  # pylint: disable=wrong-import-position
+from caption_fakes import FakeCaptioner, like_a_checkpoint, load_config  # pylint: disable=wrong-import-position
 
 
 def main(argv):
@@ -27,7 +27,13 @@ def main(argv):
     from vidistill.caption import captioner  # pylint: disable=g-import-not-at-top
     from vidistill.caption import command  # pylint: disable=g-import-not-at-top
     delay = float(argv[2])
-    captioner.load_captioner = lambda config, checkpoint: FakeCaptioner(delay_s=delay)
+
+    def load(config, checkpoint):  # the one seam the real model fills, as the real loader does
+      del checkpoint
+      like_a_checkpoint(config)
+      return FakeCaptioner(delay_s=delay)
+
+    captioner.load_captioner = load
     command.run("vidistill caption", argv[argv.index("--") + 1:])
   else:
     raise SystemExit(f"unknown mode {mode!r}")

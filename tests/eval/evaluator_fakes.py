@@ -261,11 +261,20 @@ def write_synthetic_layout(world: str, colours=COLOURS) -> dict[str, str]:
   return paths
 
 
-def load_suite_config(suite: str, arg: str):
+def load_suite_config(suite: str, arg: str, like_a_checkpoint: bool = True):
   """configs/eval/<suite>.py's get_config(arg), as `--config` loads it."""
   import importlib.util  # pylint: disable=g-import-not-at-top
   path = os.path.join(REPO, "configs", "eval", f"{suite}.py")
   spec = importlib.util.spec_from_file_location(f"eval_config_{suite}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config(arg)
+  config = module.get_config(arg)
+  return fill_like_a_checkpoint(config) if like_a_checkpoint else config
+
+
+def fill_like_a_checkpoint(config, num_frames=4, resolution=32):
+  """What loading a real checkpoint does to a suite config (frames / resolution left at 0 become
+  the model's): the fake models 'were trained' on 4 frames of 32 px."""
+  config.num_frames = config.num_frames or num_frames
+  config.resolution = config.resolution or resolution
+  return config

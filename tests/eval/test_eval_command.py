@@ -42,8 +42,9 @@ def test_every_suite_variant_resolves(suite, variant):
   assert kinds == {suite}
   for e in built:
     assert isinstance(_model(suite), e.model_protocol)
-  if variant == "paper":
-    assert config.resolution == 224
+  # Frames and resolution are the checkpoint's: the config leaves them unset.
+  raw = fakes.load_suite_config(suite, f"{variant},data=/data/x", like_a_checkpoint=False)
+  assert raw.num_frames == 0 and raw.resolution == 0
 
 
 def test_suite_arguments_are_checked():
@@ -70,7 +71,11 @@ def test_tiny_suites_run_on_the_synthetic_layout(world, suite, tmp_path):
 
 def _run_command(argv, monkeypatch, model=None):
   if model is not None:
-    monkeypatch.setattr(common, "load_model", lambda config, checkpoint: model)
+    def load(config, checkpoint):  # as the real loader does: frames / resolution = the model's
+      del checkpoint
+      fakes.fill_like_a_checkpoint(config)
+      return model
+    monkeypatch.setattr(common, "load_model", load)
   # ml_collections reads `--config.x=` overrides from sys.argv, which the CLI passes through.
   monkeypatch.setattr(sys, "argv", ["vidistill", "eval", *argv])
   with pytest.raises(SystemExit) as exit_info:

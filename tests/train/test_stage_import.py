@@ -19,6 +19,7 @@ from vidistill.convert import siglip  # noqa: E402
 from vidistill.convert import t5 as t5_convert  # noqa: E402
 from vidistill.data.synthetic import world  # noqa: E402
 from vidistill.models import t5 as t5_lib  # noqa: E402
+from vidistill.models import trained as trained_lib  # noqa: E402
 from vidistill.pipeline import steps as steps_lib  # noqa: E402
 from vidistill.train import checkpoints as ckpt_lib  # noqa: E402
 from vidistill.train import restore  # noqa: E402
@@ -95,7 +96,7 @@ def _rel_err(got, want):
 
 
 def _check_against_reference(workdir, s):
-  trained = restore.load_trained(workdir)
+  trained = trained_lib.load(workdir)
   module, params = trained.model.module, trained.params
   _, aux = module.video_encoder.image.apply({"params": params["video_encoder"]["image"]},
                                             s["pixels"])
@@ -142,7 +143,7 @@ def test_train_stage_imports_hf_siglip_and_t5x_then_trains(setup, tmp_path):
   config.total_steps, config.optim.lr = 3, 1e-2
   result = stage.train_stage(config, workdir)
   assert result.step == 3 and all(np.isfinite(m["loss"]) for _, m in result.history)
-  trained = _flat(ckpt_lib.load_params(workdir, restore.load_trained(workdir).params))
+  trained = _flat(ckpt_lib.load_params(workdir, trained_lib.load(workdir).params))
   vit_moved = [k for k in imported if k.startswith("video_encoder/image/")
                and not np.array_equal(imported[k], trained[k])]
   assert len(vit_moved) > 10

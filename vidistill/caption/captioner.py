@@ -42,20 +42,21 @@ def count_tokens(captioner: Captioner, text: str) -> int:
 
 def load_captioner(config: ml_collections.ConfigDict, checkpoint_dir: str) -> Captioner:
   """The adapted video VLM in `checkpoint_dir` (a `vidistill train` workdir), decoding as
-  `config.decode` says."""
+  `config.decode` says; sets `config.num_frames` / `resolution` to the model's (ConfigError when
+  they were set to something else)."""
   from vidistill.models import vlm_text  # pylint: disable=g-import-not-at-top  (jax, on demand)
-  from vidistill.train import restore  # pylint: disable=g-import-not-at-top
+  from vidistill.models import trained as trained_lib  # pylint: disable=g-import-not-at-top
   from vidistill.config_args import ConfigError  # pylint: disable=g-import-not-at-top
   from vidistill.models import build  # pylint: disable=g-import-not-at-top
-  trained_config = restore.read_config(checkpoint_dir)
+  trained_config = trained_lib.read_config(checkpoint_dir)
   # Checked before anything is loaded or written: a wrong setting fails in one line, and the
-  # output directory is not touched.
+  # output directory is not touched. Frames and resolution are the checkpoint's (0 = unset).
   if build.family(trained_config.model.kind) != "vlm":
     raise ConfigError(f"{checkpoint_dir!r} holds a {trained_config.model.kind!r} model; the "
                       "captioning job needs a video VLM (a vlm stage's workdir)")
-  restore.check_input_size(trained_config, config.num_frames, config.resolution,
-                           "the caption config (num_frames / resolution)")
-  trained = restore.load_trained(checkpoint_dir)
+  trained_lib.fill_input_settings(config, trained_lib.read_shapes(trained_config),
+                                  where="the caption config (num_frames / resolution)")
+  trained = trained_lib.load(checkpoint_dir)
   lengths = trained.config.data.seq_lengths
   runner = vlm_text.VLMText(trained.model, trained.params, trained.vocab,
                             prompt_length=int(lengths.get("inputs", 32)),

@@ -46,6 +46,10 @@ def run_suite(config: ml_collections.ConfigDict, model: Any, workdir: str, *, ch
   # pylint: disable=g-import-not-at-top
   from vidistill.eval import report
   from vidistill.eval import evaluators as evaluators_lib
+  for key in ("num_frames", "resolution"):
+    if not config.get(key):
+      raise ConfigError(f"config.{key} is 0 (the checkpoint's) but no checkpoint set it: load the "
+                        f"model with evaluators.common.load_model, or set config.{key}")
   evaluators = evaluators_lib.from_config(config, output_dir=workdir, only=only)
   started = report.now()
   results: dict[str, dict[str, Any]] = {}

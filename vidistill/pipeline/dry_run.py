@@ -30,11 +30,11 @@ def _abstract_shardings(config: ml_collections.ConfigDict, devices: int) -> dict
   from vidistill.models import build as build_lib  # pylint: disable=g-import-not-at-top
   from vidistill.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
   from vidistill.parallel import partitioning  # pylint: disable=g-import-not-at-top
-  from vidistill.train import restore  # pylint: disable=g-import-not-at-top
+  from vidistill.models import trained as trained_lib  # pylint: disable=g-import-not-at-top
   shape = mesh_lib.resolve_mesh_shape(dict(config.mesh), devices)
   mesh = jax.sharding.AbstractMesh(tuple(shape.values()), tuple(shape.keys()))
   model = build_lib.build(config.model, vocab_size=32_128, dtype=config.dtype)
-  batch = restore.example_batch(config, int(config.data.num_frames), int(config.data.resolution))
+  batch = trained_lib.example_batch(config, int(config.data.num_frames), int(config.data.resolution))
   boxed = jax.eval_shape(model.init, jax.random.key(0), batch)
   shardings = partitioning.param_shardings(boxed, mesh)
   leaves = jax.tree.leaves(partitioning.unbox(boxed))

@@ -130,10 +130,9 @@ def visual_adaptation_lm_unfrozen(ctx: Context, out: str) -> None:
 
 
 def _caption_config(ctx: Context, *, frames: int, prompt: str) -> ml_collections.ConfigDict:
-  info = ctx.world_info()
+  """frames=0: the checkpoint's; the resolution is always the checkpoint's."""
   c = ctx.config.caption
-  config = load_config("caption/pseudo_caption.py",
-                       f"default,seed={ctx.seed},frames={frames},res={info['resolution']}")
+  config = load_config("caption/pseudo_caption.py", f"default,seed={ctx.seed},frames={frames}")
   config.batch_size = int(c.batch_size)
   config.unit_size = int(c.unit_size)
   config.decode.max_decode_len = int(c.max_decode_len)
@@ -155,8 +154,7 @@ def _caption_pool(ctx: Context, out: str, model_dir: str, *, frames: int, prompt
 
 def caption_pseudo(ctx: Context, out: str) -> None:
   """Pseudo-captions of the pool by the adapted VLM (stage 2), the paper's distilled captions."""
-  _caption_pool(ctx, out, ctx.dir("language_adaptation"), frames=ctx.world_info()["num_frames"],
-                prompt=DESCRIBE)
+  _caption_pool(ctx, out, ctx.dir("language_adaptation"), frames=0, prompt=DESCRIBE)
 
 
 def caption_frame(ctx: Context, out: str) -> None:
@@ -178,11 +176,12 @@ def dual_encoder(source: str, fraction: float) -> Callable[[Context, str], None]
 def _suite(ctx: Context, suite: str, model_dir: str, out: str, **entry_overrides: Any) -> None:
   from vidistill.eval import command as eval_command  # pylint: disable=g-import-not-at-top
   from vidistill.eval.evaluators import common  # pylint: disable=g-import-not-at-top
-  info = ctx.world_info()
   e = ctx.config.eval
+  # Every model is evaluated on the world's clips as they are (the image VLM, trained on single
+  # frames, reads all of a clip's frames too); the resolution is the checkpoint's.
   config = load_config(f"eval/{suite}.py",
-                       f"default,data={ctx.world},frames={info['num_frames']},"
-                       f"res={info['resolution']},batch={int(e.batch)},max={int(e.max)}")
+                       f"default,data={ctx.world},frames={ctx.world_info()['num_frames']},"
+                       f"batch={int(e.batch)},max={int(e.max)}")
   config.prefetch.num_workers = 1
   for entry in config.evals.values():
     for key, value in entry_overrides.items():

@@ -37,6 +37,9 @@ def train_stage(config, workdir: str, *, restart: bool = False):
                                "--config.data.captions_dir=<the captioning job's --output>")
   init_fn = import_init(config)
   vocab = stage_input.vocabulary(config.data)
+  # What caption, eval and the next stage read instead of repeating frames / resolution / vocab.
+  shapes = restore.stage_shapes(config, vocab)
+  restore.check_init_shapes(config, shapes)
   model = build_lib.build(config.model, vocab_size=vocab.vocab_size, dtype=config.dtype,
                           mesh=mesh_lib.make_mesh(dict(config.mesh)), vocab=vocab,
                           text_length=int(config.data.seq_lengths.get("targets", 32)))
@@ -47,11 +50,13 @@ def train_stage(config, workdir: str, *, restart: bool = False):
   if config.get("dataset_size") is None:
     config.dataset_size = len(examples)
   preflight.check_init(config, model)
+  with config.unlocked():
+    config.shapes = shapes.as_dict()
   restore.write_config(config, workdir)
   data = stage_input.data_fn(config.data, examples, batch_size=int(config.batch_size),
                              seed=int(config.seed), model_kind=family)
   result = trainer.train(config, workdir, model, data,
-                         eval_hooks=eval_hooks(config, model, vocab, workdir),
+                         eval_hooks=eval_hooks(config, model, vocab, workdir, shapes),
                          import_init=init_fn)
   last = result.history[-1][1] if result.history else {}
   logging.info("train: finished at step %d (%s)", result.step,
@@ -78,7 +83,7 @@ def import_init(config):
   return fn
 
 
-def eval_hooks(config, model, vocab, workdir: str) -> list:
+def eval_hooks(config, model, vocab, workdir: str, shapes) -> list:
   """`config.eval_config` ("path/to/suite.py:arg", e.g. configs/eval/retrieval.py:tiny,data=W) as
   a trainer hook: the suite runs on the current params every `eval_every` steps and at the end,
   writing <workdir>/eval/<step>/results.json and logging every number."""
@@ -92,6 +97,8 @@ def eval_hooks(config, model, vocab, workdir: str) -> list:
   from vidistill.models import vlm_text  # pylint: disable=g-import-not-at-top
   from vidistill import config_args  # pylint: disable=g-import-not-at-top
   suite = config_args.load_config(spec)
+  from vidistill.models import trained as trained_lib  # pylint: disable=g-import-not-at-top
+  trained_lib.fill_input_settings(suite, shapes, where="this stage (eval_config)")
 
   def hook(step, params):
     if build_lib.family(config.model.kind) == "vlm":

@@ -76,19 +76,20 @@ MODEL_KINDS: dict[str, type] = {"dual_encoder": VideoTextEmbedder, "vlm": VideoT
 def load_model(config: ml_collections.ConfigDict, checkpoint_dir: str) -> Any:
   """The model of `config.model.kind` restored from `checkpoint_dir` (a `vidistill train` workdir):
   the one seam to the models. Returns a VideoTextEmbedder ("dual_encoder") or a
-  VideoTextGenerator ("vlm")."""
+  VideoTextGenerator ("vlm"), and sets `config.num_frames` / `resolution` to the model's."""
   from vidistill.models import vlm_text  # pylint: disable=g-import-not-at-top  (jax, on demand)
-  from vidistill.train import restore  # pylint: disable=g-import-not-at-top
   from vidistill.models import build  # pylint: disable=g-import-not-at-top
+  from vidistill.models import trained as trained_lib  # pylint: disable=g-import-not-at-top
   kind = config.model.kind
-  trained_config = restore.read_config(checkpoint_dir)
+  trained_config = trained_lib.read_config(checkpoint_dir)
   if build.family(trained_config.model.kind) != kind:
     raise ConfigError(f"the {config.get('suite', '')!r} suite evaluates a {kind!r} model but "
                       f"{checkpoint_dir!r} holds a {trained_config.model.kind!r}; evaluate it "
                       "with a suite for that kind (docs/evaluation.md)")
-  restore.check_input_size(trained_config, config.num_frames, config.resolution,
-                           f"the {config.get('suite', '')!r} suite (frames=, res=)")
-  trained = restore.load_trained(checkpoint_dir)
+  # Checked before the model loads. Frames and resolution are the checkpoint's (0 = unset).
+  trained_lib.fill_input_settings(config, trained_lib.read_shapes(trained_config),
+                                  where=f"the {config.get('suite', '')!r} suite (frames=, res=)")
+  trained = trained_lib.load(checkpoint_dir)
   if kind == "dual_encoder":
     return trained.model
   lengths = trained.config.data.seq_lengths
@@ -139,9 +140,10 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
       pad_batches=config.pad_batches, num_workers=config.prefetch.num_workers,
       buffer=config.prefetch.buffer, video_extensions=tuple(config.video_extensions),
       progress_every_s=config.progress_every_s, mesh=mesh)
-  for key in ("num_frames", "resolution", "batch_size"):
-    if getattr(settings, key) < 1:
-      raise ConfigError(f"config.{key}={getattr(settings, key)!r} must be a positive integer")
+  # num_frames / resolution 0: the checkpoint's, set by load_model (run_suite checks they are).
+  for key, least in (("num_frames", 0), ("resolution", 0), ("batch_size", 1)):
+    if getattr(settings, key) < least:
+      raise ConfigError(f"config.{key}={getattr(settings, key)!r} must be an integer >= {least}")
   check_batch_size(settings, settings.batch_size, "config.batch_size")
   return settings
 

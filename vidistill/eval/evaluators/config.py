@@ -6,8 +6,9 @@
 
 Arguments of every suite: `variant` (tiny | default | paper), `data=` (the root the variant's
 paths hang from: the synthetic world for tiny/default, the folder of the downloaded data sets for
-paper), `frames=`, `res=`, `batch=` (override the variant's), `max=` (evaluate only the first N
-records of every entry). Anything else: `--config.key=value`.
+paper), `frames=`, `res=` (default: the checkpoint's; a value that differs from it is an
+error), `batch=` (overrides the variant's), `max=` (evaluate only the first N records of every
+entry). Anything else: `--config.key=value`.
 """
 from __future__ import annotations
 
@@ -19,15 +20,13 @@ from vidistill import config_args
 from vidistill.data.annotations import DEFAULT_EXTENSIONS
 
 VARIANTS = ("tiny", "default", "paper")
-# frames / res must match the checkpoint's video encoder (its training config); these follow the
-# captioning job's variants (configs/caption/pseudo_caption.py).
+# Frames and resolution are not here: they are the checkpoint's (its config.json `shapes`).
 _SIZES = {
-    "tiny": dict(num_frames=4, resolution=32, batch_size=4, num_workers=2, buffer=8,
-                 shard_batches=False, data="/tmp/vidistill_world"),
-    "default": dict(num_frames=8, resolution=48, batch_size=32, num_workers=4, buffer=64,
-                    shard_batches=True, data="/tmp/vidistill_world"),
-    "paper": dict(num_frames=8, resolution=224, batch_size=64, num_workers=16, buffer=256,
-                  shard_batches=True, data="/data"),
+    "tiny": dict(batch_size=4, num_workers=2, buffer=8, shard_batches=False,
+                 data="/tmp/vidistill_world"),
+    "default": dict(batch_size=32, num_workers=4, buffer=64, shard_batches=True,
+                    data="/tmp/vidistill_world"),
+    "paper": dict(batch_size=64, num_workers=16, buffer=256, shard_batches=True, data="/data"),
 }
 
 
@@ -53,8 +52,9 @@ def suite_config(suite: str, arg: ml_collections.ConfigDict,
   config.model = ml_collections.ConfigDict(dict(
       kind=model_kind,                  # What --checkpoint holds: "dual_encoder" or "vlm".
   ))
-  config.num_frames = arg.frames or sizes["num_frames"]  # Frames sampled uniformly per video.
-  config.resolution = arg.res or sizes["resolution"]     # Frame side in px (resize + centre crop).
+  config.num_frames = arg.frames       # Frames sampled uniformly per video; 0: the checkpoint's.
+  config.resolution = arg.res           # Frame side in px (resize + centre crop); 0: the
+                                        # checkpoint's. A value that differs from it is an error.
   config.batch_size = arg.batch or sizes["batch_size"]   # Videos / texts per model call.
   config.pad_batches = True             # Pad the last batch (one compiled shape per evaluator).
   config.shard_batches = sizes["shard_batches"]  # Place video batches on `mesh`, sharded over its
