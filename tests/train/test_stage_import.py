@@ -171,3 +171,35 @@ def test_import_errors_name_key_and_shapes(setup, tmp_path):
     imports.import_params([("llm", str(s["root"] / "t5x"))], shapes["params"])
   with pytest.raises(imports.ImportSpecError, match="/nope.npz does not exist"):
     imports.parse_spec("big_vision:/nope.npz")
+
+
+def test_imports_fill_the_scanned_layout(setup):
+  """With nn.scan over the ViT blocks and T5 layers, every format fills the stacked parameters
+  with the same numbers as the unrolled model's."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from vidistill.convert import imports  # pylint: disable=g-import-not-at-top
+  from vidistill.models import build as build_lib  # pylint: disable=g-import-not-at-top
+  from vidistill.models import layer_stack  # pylint: disable=g-import-not-at-top
+  s = setup
+  config = steps_lib.load_config(_CONFIG, f"tiny,world={s['world']}")
+  vocab_size = s["lm_out"].shape[-1]
+
+  def template(scan):
+    model = dict(config.model.to_dict())
+    model["vit"] = dict(model["vit"], scan=scan)
+    model["t5"] = dict(model["t5"], scan_layers=scan)
+    built = build_lib.build(model, vocab_size=vocab_size)
+    return jax.eval_shape(built.init, jax.random.key(0),
+                          trained_lib.example_batch(config, 8, 32))["params"]
+
+  flat, stacked = template(False), template(True)
+  for vit_spec, lm_spec in ((f"{s['root'] / 'siglip.npz'}", f"{s['root'] / 't5_hf'}"),
+                            (f"{s['root'] / 'siglip_hf'}", f"{s['root'] / 't5x'}")):
+    entries = [("video_encoder/image", vit_spec), ("t5", lm_spec)]
+    unrolled = siglip.unflatten(imports.import_params(entries, flat))
+    want = layer_stack.stack_layers(layer_stack.stack_layers(unrolled, "encoderblock"), "layers")
+    got = imports.import_params(entries, stacked)
+    want = siglip.flatten(want)
+    assert set(got) == set(want)
+    for key, value in want.items():
+      np.testing.assert_array_equal(got[key], value, err_msg=key)

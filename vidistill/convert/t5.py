@@ -387,8 +387,22 @@ def load_t5x(path: str, config: t5_lib.T5Config, *, step: int | None = None) -> 
 # ----------------------------------------------------------------------------- into a template
 
 def template_shapes(template: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-  """Flat path -> shape of a T5 parameter tree (arrays, ShapeDtypeStructs or boxed leaves)."""
-  return {k: tuple(v.shape) for k, v in _flatten(template)}
+  """Flat path -> shape of a T5 parameter tree (arrays, ShapeDtypeStructs or boxed leaves), in
+  the unrolled layout checkpoints name (a scanned `layers/...` [n, ...] is `layers_i/...`)."""
+  out = {}
+  for key, value in _flatten(template):
+    head, sep, rest = key.partition("/layers/")
+    if not sep:
+      out[key] = tuple(value.shape)
+      continue
+    for i in range(value.shape[0]):
+      out[f"{head}/layers_{i}/{rest}"] = tuple(value.shape[1:])
+  return out
+
+
+def _to_template_layout(params: dict[str, Any], template: Mapping[str, Any]) -> dict[str, Any]:
+  scanned = any("/layers/" in k for k, _ in _flatten(template))
+  return layer_stack.stack_layers(params, "layers") if scanned else params
 
 
 def _template_dtype(template: Mapping[str, Any]) -> Any:
@@ -413,8 +427,8 @@ def from_hf(path: str, template: Mapping[str, Any]) -> dict[str, Any]:
   ignored = set(_HF_IGNORED)
   if config.logits_via_embedding and "lm_head.weight" in tensors:
     ignored.add("lm_head.weight")
-  return _convert(tensors, hf_names(config), template_shapes(template), True, ignored, path,
-                  _template_dtype(template))
+  return _to_template_layout(_convert(tensors, hf_names(config), template_shapes(template), True,
+                                     ignored, path, _template_dtype(template)), template)
 
 
 def from_t5x(path: str, template: Mapping[str, Any], *, step: int | None = None
@@ -422,5 +436,6 @@ def from_t5x(path: str, template: Mapping[str, Any], *, step: int | None = None
   """A T5X checkpoint (model dir, checkpoint_<step> dir or its `checkpoint` file) -> params shaped
   like `template`, in its dtype; the template's names are T5X's, so it alone sets the layout."""
   expected = template_shapes(template)
-  return _convert(read_t5x_target(path, step), {k: k for k in expected}, expected, False, set(),
-                  path, _template_dtype(template))
+  return _to_template_layout(_convert(read_t5x_target(path, step), {k: k for k in expected},
+                                      expected, False, set(), path, _template_dtype(template)),
+                             template)
