@@ -82,8 +82,9 @@ def test_caption_pool_then_dual_encoder_then_eval(run):
   cap = captioner_lib.load_captioner(config, dirs["s2"])
   assert (config.num_frames, config.resolution) == (8, 32)  # the tiny world's clips
   wrong = _config("configs/caption/pseudo_caption.py", "tiny,res=16")
-  with pytest.raises(ConfigError, match=r"config.resolution=16 contradicts --checkpoint .*s2, "
-                                        r"whose model was trained with resolution=32"):
+  with pytest.raises(ConfigError, match=r"config.resolution=16 contradicts the caption config "
+                                        r".*: resolution 16 px, but the checkpoint was trained at "
+                                        r"32 px"):
     captioner_lib.load_captioner(wrong, dirs["s2"])
   # The pool's shards hold its decoded frames, so the job reads those (no video decoding).
   summary = job.run_job(config, cap, os.path.join(w, "shards", "pool-*.tfrecord"),

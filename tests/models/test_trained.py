@@ -30,8 +30,8 @@ def test_unset_settings_take_the_checkpoints():
 
 
 def test_a_contradicting_resolution_names_both():
-  with pytest.raises(ConfigError, match=r"config.resolution=48 contradicts --checkpoint /c, whose "
-                                        r"model was trained with resolution=32"):
+  with pytest.raises(ConfigError, match=r"config.resolution=48 contradicts --checkpoint /c: "
+                                        r"resolution 48 px, but the checkpoint was trained at 32 px"):
     trained.fill_input_settings(_settings(res=48), _shapes(), where="--checkpoint /c")
   same = _settings(res=32)
   trained.fill_input_settings(same, _shapes(), where="--checkpoint /c")
@@ -42,8 +42,8 @@ def test_frames_may_be_overridden_up_to_the_temporal_table():
   one = _settings(frames=1)  # e.g. per-frame captions from a video model
   trained.fill_input_settings(one, _shapes(), where="c")
   assert one.num_frames == 1
-  with pytest.raises(ConfigError, match=r"num_frames=20 is more than .* \(max_frames=16, trained "
-                                        r"with 8 frames"):
+  with pytest.raises(ConfigError, match=r"20 frames, but the checkpoint's model reads at most 16 "
+                                        r"\(model.video.max_frames; trained with 8\)"):
     trained.fill_input_settings(_settings(frames=20), _shapes(), where="c")
   free = _settings(frames=20)  # a dual encoder has no table limit recorded
   trained.fill_input_settings(free, _shapes(max_frames=None), where="c")

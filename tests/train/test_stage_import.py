@@ -21,7 +21,6 @@ from vidistill.data.synthetic import world  # noqa: E402
 from vidistill.models import t5 as t5_lib  # noqa: E402
 from vidistill.models import trained as trained_lib  # noqa: E402
 from vidistill.pipeline import steps as steps_lib  # noqa: E402
-from vidistill.train import checkpoints as ckpt_lib  # noqa: E402
 from vidistill.train import restore  # noqa: E402
 from vidistill.train import stage  # noqa: E402
 from vidistill.train import stage_input  # noqa: E402
@@ -138,12 +137,13 @@ def test_train_stage_imports_hf_siglip_and_t5x_then_trains(setup, tmp_path):
   workdir = str(tmp_path / "run")
   assert stage.train_stage(config, workdir).resumed_from == "import"
   imported = _flat(_check_against_reference(workdir, s))
-  # It then trains: two more steps at a real learning rate move the ViT; the LM stays frozen.
+  # It then trains: the same imports at a real learning rate move the ViT; the LM stays frozen.
   config = restore.read_config(workdir)
-  config.total_steps, config.optim.lr = 3, 1e-2
+  config.total_steps, config.optim.lr = 2, 1e-2
+  workdir = str(tmp_path / "trains")
   result = stage.train_stage(config, workdir)
-  assert result.step == 3 and all(np.isfinite(m["loss"]) for _, m in result.history)
-  trained = _flat(ckpt_lib.load_params(workdir, trained_lib.load(workdir).params))
+  assert result.step == 2 and all(np.isfinite(m["loss"]) for _, m in result.history)
+  trained = _flat(trained_lib.load(workdir).params)
   vit_moved = [k for k in imported if k.startswith("video_encoder/image/")
                and not np.array_equal(imported[k], trained[k])]
   assert len(vit_moved) > 10
