@@ -39,7 +39,6 @@ def train_stage(config, workdir: str, *, restart: bool = False):
   vocab = stage_input.vocabulary(config.data)
   # What caption, eval and the next stage read instead of repeating frames / resolution / vocab.
   shapes = restore.stage_shapes(config, vocab)
-  restore.check_init_shapes(config, shapes)
   model = build_lib.build(config.model, vocab_size=vocab.vocab_size, dtype=config.dtype,
                           mesh=mesh_lib.make_mesh(dict(config.mesh)), vocab=vocab,
                           text_length=int(config.data.seq_lengths.get("targets", 32)))
@@ -50,6 +49,7 @@ def train_stage(config, workdir: str, *, restart: bool = False):
   if config.get("dataset_size") is None:
     config.dataset_size = len(examples)
   preflight.check_init(config, model)
+  restore.check_init_shapes(config, shapes)
   with config.unlocked():
     config.shapes = shapes.as_dict()
   restore.write_config(config, workdir)
