@@ -6,6 +6,8 @@ Imports under `if TYPE_CHECKING:` are annotations only and do not count.
 import ast
 import os
 
+import pytest
+
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vidistill")
 
 
@@ -75,6 +77,11 @@ def test_the_graph_is_read():
 def test_models_know_nothing_of_the_layers_above():
   above = [f"vidistill.{p}" for p in ("train", "data", "eval", "caption", "pipeline")]
   assert _violations("vidistill.models", above) == []
+
+
+@pytest.mark.parametrize("layer", ["vidistill.eval", "vidistill.caption"])
+def test_eval_and_caption_do_not_import_train(layer):
+  assert _violations(layer, ["vidistill.train"]) == []
 
 
 def test_no_import_cycles():

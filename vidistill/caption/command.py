@@ -49,7 +49,7 @@ def main(argv: Sequence[str]) -> None:
   from vidistill.caption import units  # pylint: disable=g-import-not-at-top
   from vidistill.caption.manifest import ManifestError  # pylint: disable=g-import-not-at-top
   from vidistill.data.records import AnnotationError  # pylint: disable=g-import-not-at-top
-  from vidistill.train.checkpoints import CheckpointError  # pylint: disable=g-import-not-at-top
+  from vidistill.models.checkpoint_params import CheckpointError  # pylint: disable=g-import-not-at-top
   if argv:
     raise flags_lib.UsageError(f"unexpected arguments {list(argv)}; every input is a flag")
   config = flags_lib.config_from_flags()

@@ -86,7 +86,7 @@ def main(argv: Sequence[str]) -> None:
   from vidistill.eval.evaluators import common
   from vidistill.data.records import AnnotationError
   from vidistill.data.video_io import VideoError
-  from vidistill.train.checkpoints import CheckpointError
+  from vidistill.models.checkpoint_params import CheckpointError
   if argv:
     raise flags_lib.UsageError(f"unexpected arguments {list(argv)}; every input is a flag")
   config = flags_lib.config_from_flags()
