@@ -17,6 +17,7 @@ import os
 import sys
 from typing import Sequence
 
+from vidistill import runtime
 from vidistill import tf_quiet
 
 # TensorFlow (pulled in by seqio/tfds) prints pages of C++ start-up logs; users asked for none.
@@ -48,6 +49,11 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+# Commands whose process mostly trains (a data-parallel mesh over its CPU devices): they get one
+# single-threaded CPU device per core (vidistill/runtime.py); the others keep XLA's one device.
+SPLIT_CPU = ("train",)
+
+
 def _usage() -> str:
   width = max(len(n) for n in COMMANDS)
   lines = [__doc__.strip().splitlines()[0], "", "usage: vidistill <command> [flags]", "", "commands:"]
@@ -73,6 +79,12 @@ def main(argv: Sequence[str] | None = None) -> None:
           file=sys.stderr)
     sys.exit(2)
   if not any(a in ("-h", "--help") for a in argv[2:]):
+    try:
+      # Before anything allocates or JAX starts its backend: both settings are read once.
+      runtime.configure(split_cpu=name in SPLIT_CPU)
+    except runtime.SettingError as e:
+      print(f"vidistill {name}: {e}", file=sys.stderr)
+      sys.exit(2)
     tf_quiet.import_tensorflow()
   module = importlib.import_module(cmd.module)
   module.run(f"vidistill {name}", argv[2:])

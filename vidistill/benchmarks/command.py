@@ -4,10 +4,11 @@
     python -m vidistill.benchmarks [NAME ...] --out DIR [--full]
 
 NAMEs (default: all): peak, mfu, decode, decode_gemma, input_pipeline, contrastive_memory,
-scaling. Without --full each runs a short mode (seconds: what CI runs so the benchmarks cannot
-rot); --full is the mode docs/performance.md reports. Writes DIR/results.json and DIR/results.md
-(a markdown table: value, baseline, ratio, goal). Absolute times vary between runs on a shared
-machine, so every figure is a ratio of two numbers measured in the same run.
+scaling, pipeline_overlap, cpu_runtime. Without --full each runs a short mode (seconds: what CI
+runs so the benchmarks cannot rot); --full is the mode docs/performance.md reports. Writes
+DIR/results.json and DIR/results.md (a markdown table: value, baseline, ratio, goal). Absolute
+times vary between runs on a shared machine, so every figure is a ratio of two numbers measured
+in the same run.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ BENCHMARKS = {
     "contrastive_memory": "vidistill.benchmarks.contrastive_memory",
     "scaling": "vidistill.benchmarks.scaling",
     "pipeline_overlap": "vidistill.benchmarks.pipeline_overlap",
+    "cpu_runtime": "vidistill.benchmarks.cpu_runtime",
 }
 
 

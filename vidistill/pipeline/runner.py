@@ -26,6 +26,7 @@ import ml_collections
 
 from vidistill import compile_cache
 from vidistill import orphans
+from vidistill import runtime
 from vidistill import tf_quiet
 from vidistill.pipeline import layout
 from vidistill.pipeline import timings as timings_lib
@@ -229,10 +230,12 @@ class _Pool:
   slower with 2 of those than with 1 in-process). Spawned, not forked: no copied JAX runtime."""
 
   def __init__(self, workers: int):
+    # Each worker's share of the CPUs: the steps mostly run two at a time (vidistill/runtime.py).
+    cores = max(1, runtime.available_cores() // workers)
     # A worker ends with this process (vidistill/orphans.py): killed, it leaves none behind.
     self.executor = concurrent.futures.ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-        initargs=(os.getpid(),))
+        initargs=(os.getpid(), cores))
 
   def __call__(self, step: steps_lib.Step, ctx: layout.Context, out: str) -> _Future:
     del out  # The worker finds it from the step, as the parent did.
@@ -250,8 +253,10 @@ class _Future:
     return 0 if self.future.exception() is None else 1
 
 
-def _init_worker(parent_pid: int) -> None:
+def _init_worker(parent_pid: int, cores: int) -> None:
   orphans.exit_with_parent(parent_pid)
+  # Before TensorFlow and JAX allocate or start a backend (vidistill/runtime.py).
+  runtime.configure(split_cpu=True, cores=cores)
   # A spawned worker imports TensorFlow (through seqio) inside its first step: imported here
   # first, its C++ start-up lines go nowhere, as in the command's own process (cli.py).
   tf_quiet.import_tensorflow()

@@ -45,6 +45,7 @@ from absl import logging
 from jax.sharding import NamedSharding
 
 from vidistill import fs
+from vidistill import runtime
 from vidistill.config_args import ConfigError, resolve_steps
 from vidistill.parallel import mesh as mesh_lib
 from vidistill.parallel import partitioning
@@ -134,7 +135,7 @@ def _train(config: Any, model: Any, data: DataFn, ckpts: ckpt_lib.Checkpoints,
            import_init: Callable[[Any], Any] | None, writer: Any) -> TrainResult:
   # ------------------------------------------------------------------- mesh and batch shape
   batch_size, accum = int(config.batch_size), int(config.optim.accum_steps)
-  mesh = mesh_lib.make_mesh(dict(config.mesh))
+  mesh = _make_mesh(dict(config.mesh), batch_size // accum)
   batch_shards = math.prod(mesh.shape[a] for a in partitioning.BATCH_AXES if a in mesh.shape)
   if batch_size % (batch_shards * accum) or batch_size % jax.process_count():
     raise ConfigError(
@@ -228,6 +229,27 @@ def _train(config: Any, model: Any, data: DataFn, ckpts: ckpt_lib.Checkpoints,
   writer.flush()
   return TrainResult(state=state, step=int(jax.device_get(state.step)),
                      resumed_from=resumed_from, history=history)
+
+
+def _make_mesh(shape: dict[str, int], micro_batch: int) -> jax.sharding.Mesh:
+  """The config's mesh over every device; over the most that split `micro_batch` evenly when the
+  devices are the automatic one-per-core CPU layout (vidistill/runtime.py), which depends on the
+  machine: a tiny config's batch of 4 still trains on 6 cores."""
+  devices = jax.devices()
+  if runtime.auto_cpu_devices() is None or jax.process_count() > 1:
+    return mesh_lib.make_mesh(shape, devices)
+  for n in range(len(devices), 0, -1):
+    try:
+      mesh = mesh_lib.make_mesh(shape, devices[:n])
+    except mesh_lib.MeshError:
+      continue
+    if micro_batch % math.prod(mesh.shape[a] for a in partitioning.BATCH_AXES if a in mesh.shape):
+      continue
+    if n < len(devices):
+      logging.info("batch of %d examples: training on %d of the %d CPU devices", micro_batch, n,
+                   len(devices))
+    return mesh
+  return mesh_lib.make_mesh(shape, devices)  # Raises the mesh's own error.
 
 
 def one_shot_compiler_options(mesh: jax.sharding.Mesh) -> dict[str, Any]:

@@ -1,0 +1,118 @@
+"""Process-wide CPU settings, applied first thing in every process vidistill starts.
+
+    from vidistill import runtime
+    runtime.configure(split_cpu=True)   # before JAX creates its backend (first device use)
+
+The command line (vidistill.cli), the pipeline's worker processes and tests/conftest.py call it, so
+no user has to export anything. Both settings belong to the process, not to a config: glibc and
+XLA read them once.
+
+malloc (glibc; `VIDISTILL_MALLOC=system` keeps glibc's defaults). A train step's XLA scratch
+buffer (~134 MB for the default pipeline's stage 1 at batch 64) is freed and allocated again
+every step; glibc serves an allocation that large with fresh mmap'd pages, which the kernel
+zero-fills page by page: ~56k page faults a step, about half of the step's CPU time. One arena
+whose memory is never handed back (M_ARENA_MAX=1, M_MMAP_MAX=0, a 2 GiB trim threshold) reuses
+the pages: the same step ran ~2-3x faster (docs/performance.md). The cost is that the process
+keeps its peak heap until it exits. `mallopt` works in this process, so no re-exec is needed.
+
+CPU devices (`VIDISTILL_CPU_DEVICES=N` forces N). XLA's one CPU device runs an op's pieces on a
+thread pool; on a few cores, N single-threaded devices with the batch split over them (the
+trainer's mesh takes every device on its data axis) kept the cores busier. A process that runs
+one un-sharded program at a time (decoding, evaluation) would use a single core of such a layout,
+so only training asks for it (`split_cpu`). An XLA_FLAGS that already names the device count or
+the eigen threading is the user's choice and is left alone.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+MALLOC_ENV = "VIDISTILL_MALLOC"
+DEVICES_ENV = "VIDISTILL_CPU_DEVICES"
+_MALLOC_CHOICES = ("tuned", "system")
+
+# glibc's malloc.h parameter numbers.
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
+# mallopt takes an int: the largest trim threshold it can hold (2 GiB), far above a step's buffers.
+_MALLOPT = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
+
+_DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
+_auto_devices: int | None = None  # Set by set_cpu_devices in this process.
+_EIGEN_FLAG = "--xla_cpu_multi_thread_eigen"
+
+
+class SettingError(ValueError):
+  """A VIDISTILL_* environment variable with a value this module does not know."""
+
+
+def configure(*, split_cpu: bool = False, cores: int | None = None) -> dict[str, object]:
+  """Applies the malloc settings, and with `split_cpu` the CPU device layout for `cores` cores
+  (default: the CPUs this process may run on). Returns what was set, for logs and benchmarks."""
+  out: dict[str, object] = {"malloc": tune_malloc()}
+  if split_cpu:
+    out["cpu_devices"] = set_cpu_devices(cores)
+  return out
+
+
+def tune_malloc() -> bool:
+  """Sets glibc's malloc to one arena that keeps its pages; False where it does not apply
+  (VIDISTILL_MALLOC=system, not glibc, or mallopt refused a value)."""
+  choice = os.environ.get(MALLOC_ENV, "tuned") or "tuned"
+  if choice not in _MALLOC_CHOICES:
+    raise SettingError(f"{MALLOC_ENV}={choice!r} is not one of {', '.join(_MALLOC_CHOICES)}; "
+                       f"unset it for the tuned allocator")
+  if choice == "system" or not sys.platform.startswith("linux"):
+    return False
+  try:
+    libc = ctypes.CDLL(None)
+    libc.gnu_get_libc_version  # pylint: disable=pointless-statement  (glibc, not musl)
+    mallopt = libc.mallopt
+  except (OSError, AttributeError):
+    return False
+  mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+  return all(mallopt(param, value) == 1 for param, value in _MALLOPT)
+
+
+def available_cores() -> int:
+  """CPUs this process may run on (its affinity mask where the OS has one)."""
+  if hasattr(os, "sched_getaffinity"):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
+
+
+def cpu_device_flags(cores: int) -> list[str]:
+  """XLA flags for `cores` cores: one single-threaded CPU device per core; none for one core."""
+  if cores <= 1:
+    return []
+  return [f"{_DEVICE_COUNT_FLAG}={cores}", f"{_EIGEN_FLAG}=false"]
+
+
+def set_cpu_devices(cores: int | None = None) -> int | None:
+  """Adds the CPU device layout to XLA_FLAGS (read when JAX creates its CPU backend); returns the
+  device count set, None when left alone (the user's XLA_FLAGS chose, or one core)."""
+  forced = os.environ.get(DEVICES_ENV, "")
+  if forced:
+    try:
+      cores = int(forced)
+      if cores < 1:
+        raise ValueError
+    except ValueError:
+      raise SettingError(f"{DEVICES_ENV}={forced!r} is not a positive integer (the CPU devices "
+                         "of a training process); unset it for one per core") from None
+  xla_flags = os.environ.get("XLA_FLAGS", "")
+  if _DEVICE_COUNT_FLAG in xla_flags or _EIGEN_FLAG in xla_flags:
+    return None
+  flags = cpu_device_flags(available_cores() if cores is None else cores)
+  if not flags:
+    return None
+  os.environ["XLA_FLAGS"] = " ".join([xla_flags, *flags]).strip()
+  global _auto_devices
+  _auto_devices = int(flags[0].split("=")[1])
+  return _auto_devices
+
+
+def auto_cpu_devices() -> int | None:
+  """The CPU device count set_cpu_devices chose in this process; None when nobody here did (the
+  user's or a parent's XLA_FLAGS decided, and a trainer must use every device it was given)."""
+  return _auto_devices
