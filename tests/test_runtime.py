@@ -79,8 +79,8 @@ def test_cpu_layout_one_single_threaded_device_per_core():
   set_to, count, flags = _python(_LAYOUT.format(cores=2), XLA_FLAGS="", JAX_PLATFORMS="cpu")
   assert set_to == count == 2
   assert "--xla_cpu_multi_thread_eigen=false" in flags.split()
-  set_to, count, _ = _python(_LAYOUT.format(cores=1), XLA_FLAGS="", JAX_PLATFORMS="cpu")
-  assert set_to is None and count == 1
+  set_to, count, flags = _python(_LAYOUT.format(cores=1), XLA_FLAGS="", JAX_PLATFORMS="cpu")
+  assert set_to == count == 1 and flags == "--xla_cpu_multi_thread_eigen=false"
   set_to, count, _ = _python(_LAYOUT.format(cores=4), XLA_FLAGS="", JAX_PLATFORMS="cpu",
                              VIDISTILL_CPU_DEVICES="3")
   assert set_to == count == 3

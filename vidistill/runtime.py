@@ -16,8 +16,10 @@ the pages: the same step ran ~2-3x faster (docs/performance.md). The cost is tha
 keeps its peak heap until it exits. `mallopt` works in this process, so no re-exec is needed.
 
 CPU devices (`VIDISTILL_CPU_DEVICES=N` forces N). XLA's one CPU device runs an op's pieces on a
-thread pool; on a few cores, N single-threaded devices with the batch split over them (the
-trainer's mesh takes every device on its data axis) kept the cores busier. A process that runs
+thread pool; on a few cores, one single-threaded device per core with the batch split over them
+(the trainer's mesh takes every device on its data axis) kept the cores busier, and two training
+processes sharing 2 cores (the pipeline's workers) ran faster with one single-threaded device
+each than with two thread pools competing (docs/performance.md). A process that runs
 one un-sharded program at a time (decoding, evaluation) would use a single core of such a layout,
 so only training asks for it (`split_cpu`). An XLA_FLAGS that already names the device count or
 the eigen threading is the user's choice and is left alone.
@@ -82,15 +84,14 @@ def available_cores() -> int:
 
 
 def cpu_device_flags(cores: int) -> list[str]:
-  """XLA flags for `cores` cores: one single-threaded CPU device per core; none for one core."""
-  if cores <= 1:
-    return []
-  return [f"{_DEVICE_COUNT_FLAG}={cores}", f"{_EIGEN_FLAG}=false"]
+  """XLA flags for `cores` cores: one single-threaded CPU device per core."""
+  cores = max(1, cores)
+  return ([f"{_DEVICE_COUNT_FLAG}={cores}"] if cores > 1 else []) + [f"{_EIGEN_FLAG}=false"]
 
 
 def set_cpu_devices(cores: int | None = None) -> int | None:
   """Adds the CPU device layout to XLA_FLAGS (read when JAX creates its CPU backend); returns the
-  device count set, None when left alone (the user's XLA_FLAGS chose, or one core)."""
+  device count set, None when left alone (the user's XLA_FLAGS chose)."""
   forced = os.environ.get(DEVICES_ENV, "")
   if forced:
     try:
@@ -103,13 +104,11 @@ def set_cpu_devices(cores: int | None = None) -> int | None:
   xla_flags = os.environ.get("XLA_FLAGS", "")
   if _DEVICE_COUNT_FLAG in xla_flags or _EIGEN_FLAG in xla_flags:
     return None
-  flags = cpu_device_flags(available_cores() if cores is None else cores)
-  if not flags:
-    return None
-  os.environ["XLA_FLAGS"] = " ".join([xla_flags, *flags]).strip()
+  cores = max(1, available_cores() if cores is None else cores)
+  os.environ["XLA_FLAGS"] = " ".join([xla_flags, *cpu_device_flags(cores)]).strip()
   global _auto_devices
-  _auto_devices = int(flags[0].split("=")[1])
-  return _auto_devices
+  _auto_devices = cores
+  return cores
 
 
 def auto_cpu_devices() -> int | None:
