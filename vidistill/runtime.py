@@ -10,10 +10,10 @@ XLA read them once.
 malloc (glibc; `VIDISTILL_MALLOC=system` keeps glibc's defaults). A train step's XLA scratch
 buffer (~134 MB for the default pipeline's stage 1 at batch 64) is freed and allocated again
 every step; glibc serves an allocation that large with fresh mmap'd pages, which the kernel
-zero-fills page by page: ~56k page faults a step, about half of the step's CPU time. One arena
-whose memory is never handed back (M_ARENA_MAX=1, M_MMAP_MAX=0, a 2 GiB trim threshold) reuses
-the pages: the same step ran ~2-3x faster (docs/performance.md). The cost is that the process
-keeps its peak heap until it exits. `mallopt` works in this process, so no re-exec is needed.
+zero-fills page by page. One arena whose memory is never handed back (M_ARENA_MAX=1,
+M_MMAP_MAX=0, a 2 GiB trim threshold) reuses the pages: 15x fewer page faults and 1.45x less CPU
+time a step (docs/experiments.md, 2026-12-06 a). The cost is that the process keeps its peak heap
+until it exits. `mallopt` works in the calling process, so no re-exec is needed.
 
 CPU devices (`VIDISTILL_CPU_DEVICES=N` forces N). XLA's one CPU device runs an op's pieces on a
 thread pool; on a few cores, one single-threaded device per core with the batch split over them
@@ -21,7 +21,7 @@ thread pool; on a few cores, one single-threaded device per core with the batch 
 processes sharing 2 cores (the pipeline's workers) ran faster with one single-threaded device
 each than with two thread pools competing (docs/performance.md). A process that runs
 one un-sharded program at a time (decoding, evaluation) would use a single core of such a layout,
-so only training asks for it (`split_cpu`). An XLA_FLAGS that already names the device count or
+so only training asks for it (`split_cpu`; a pipeline worker with its share of the cores). An XLA_FLAGS that already names the device count or
 the eigen threading is the user's choice and is left alone.
 """
 from __future__ import annotations
@@ -40,8 +40,8 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
 _MALLOPT = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
 
 _DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
-_auto_devices: int | None = None  # Set by set_cpu_devices in this process.
 _EIGEN_FLAG = "--xla_cpu_multi_thread_eigen"
+_auto_devices: int | None = None  # Set by set_cpu_devices in this process.
 
 
 class SettingError(ValueError):
