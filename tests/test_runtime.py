@@ -59,7 +59,7 @@ def test_bad_settings_name_the_variable(monkeypatch):
 
 def test_cli_reports_a_bad_setting_in_one_line_with_exit_2():
   env = {**os.environ, runtime.MALLOC_ENV: "fast"}
-  proc = subprocess.run([sys.executable, "-m", "vidistill.cli", "train", "--workdir", "/nonexistent"],
+  proc = subprocess.run([sys.executable, "-m", "vidistill.cli", "train", "--workdir", "/nowhere"],
                         env=env, capture_output=True, text=True, timeout=120, check=False)
   assert proc.returncode == 2
   assert proc.stderr.strip() == ("vidistill train: VIDISTILL_MALLOC='fast' is not one of tuned, "

@@ -11,18 +11,18 @@ malloc (glibc; `VIDISTILL_MALLOC=system` keeps glibc's defaults). A train step's
 buffer (~134 MB for the default pipeline's stage 1 at batch 64) is freed and allocated again
 every step; glibc serves an allocation that large with fresh mmap'd pages, which the kernel
 zero-fills page by page. One arena whose memory is never handed back (M_ARENA_MAX=1,
-M_MMAP_MAX=0, a 2 GiB trim threshold) reuses the pages: 15x fewer page faults and 1.45x less CPU
-time a step (docs/experiments.md, 2026-12-06 a). The cost is that the process keeps its peak heap
-until it exits. `mallopt` works in the calling process, so no re-exec is needed.
+M_MMAP_MAX=0, a 2 GiB trim threshold) reuses the pages: 15x fewer page faults and 1.45x less
+CPU time a step (docs/experiments.md, 2026-12-06 b). The cost is that the process keeps its peak
+heap until it exits. `mallopt` works in the calling process, so no re-exec is needed.
 
 CPU devices (`VIDISTILL_CPU_DEVICES=N` forces N). XLA's one CPU device runs an op's pieces on a
 thread pool; on a few cores, one single-threaded device per core with the batch split over them
 (the trainer's mesh takes every device on its data axis) kept the cores busier, and two training
-processes sharing 2 cores (the pipeline's workers) ran faster with one single-threaded device
-each than with two thread pools competing (docs/performance.md). A process that runs
-one un-sharded program at a time (decoding, evaluation) would use a single core of such a layout,
-so only training asks for it (`split_cpu`; a pipeline worker with its share of the cores). An XLA_FLAGS that already names the device count or
-the eigen threading is the user's choice and is left alone.
+processes sharing 2 cores (the pipeline's workers) ran faster with one single-threaded device each
+than with two thread pools competing (docs/performance.md). A process that runs one un-sharded
+program at a time (decoding, evaluation) would use a single core of such a layout, so only training
+asks for it (`split_cpu`; a pipeline worker with its share of the cores). An XLA_FLAGS that already
+names the device count or the eigen threading is the user's choice and is left alone.
 """
 from __future__ import annotations
 
