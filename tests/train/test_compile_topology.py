@@ -116,3 +116,23 @@ def test_without_libtpu_the_error_says_how_to_get_it(monkeypatch):
                       lambda name, *a: None if name == "libtpu" else real(name, *a))
   with pytest.raises(ct.TopologyError, match=r"needs libtpu.*pip install -e '\.\[tpu\]'"):
     ct.topology("v5e:16x16")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_needs_libtpu")
+@pytest.mark.parametrize("lm", ["t5", "paligemma"])
+def test_caption_decode_compiles_at_the_stage_shapes(lm):
+  # The caption config leaves frames and resolution at 0 ("the checkpoint's"): the decode is
+  # compiled at the shapes the stage trains at, for either language model.
+  config = config_args.load_config(f"configs/train/visual_adaptation.py:tiny,lm={lm}")
+  caption = config_args.load_config("configs/caption/pseudo_caption.py:tiny")
+  assert int(caption.resolution) == 0 and int(caption.num_frames) == 0
+  stats = ct.compile_stage(config, "v5e:2x2", caption_config=caption)
+  assert [s.program for s in stats] == ["visual_adaptation train step", "caption encode + cache",
+                                        "caption decode step"]
+  frames, res = int(config.data.num_frames), int(config.data.resolution)
+  assert f"{frames} frames of {res} px" in stats[1].note
+  # uint8 clips of the stage's shape, the batch split over the 4 devices (padded to them).
+  rows = -(-int(caption.batch_size) // 4) * 4
+  assert stats[1].parts["batch"] >= rows * frames * res * res * 3 // 4
+  assert all(s.peak_bytes < s.hbm_bytes for s in stats)

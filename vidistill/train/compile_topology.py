@@ -357,7 +357,9 @@ def caption_programs(config: Any, caption: Any, model: Any, setup: Any, chip: Ch
   rows = int(caption.batch_size) * chip.hosts
   shards = math.prod(mesh.shape[a] for a in partitioning.BATCH_AXES if a in mesh.shape)
   rows = -(-rows // shards) * shards  # a padded batch, as the job pads its last one
-  res, frames = int(caption.resolution), int(caption.num_frames)
+  # A caption config's 0 means "the checkpoint's": for this stage, the shapes it trains at.
+  res = int(caption.resolution) or int(config.data.resolution)
+  frames = int(caption.num_frames) or int(config.data.num_frames)
   max_len = int(caption.decode.max_decode_len)  # greedy; beams or samples multiply the rows
   by_batch = partitioning.data_sharding(mesh)
   video = jax.ShapeDtypeStruct((rows, frames, res, res, 3), jnp.uint8, sharding=by_batch)
