@@ -2,6 +2,7 @@
 import collections
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -151,7 +152,10 @@ def test_cli_survivor_of_a_killed_peer_exits_in_bounded_time_with_code_4(corpus,
   assert time.monotonic() - killed < 60
   assert survivor.returncode == 4, stderr
   assert "Traceback" not in stderr and "Fatal Python error" not in stderr
-  assert f"process {victim} (units [{victim}, {victim + 2}]) wrote no heartbeat" in stderr
+  # The victim owns units victim and victim + 2; the first may have committed before the kill.
+  named = re.search(rf"process {victim} \(units \[([0-9, ]+)\]\) wrote no heartbeat", stderr)
+  assert named, stderr
+  assert {int(u) for u in named.group(1).split(",")} <= {victim, victim + 2}
   report = json.loads(stdout.strip().splitlines()[-1])
   assert report["processes_gone"] == [victim] and not report["output"]["complete"]
   assert report["process"]["units_committed"] == 2
