@@ -81,8 +81,12 @@ def test_notebook_runs_on_a_small_checkpoint(tmp_path, monkeypatch):
   from vidistill.train import stage as train_stage
   w = str(tmp_path / "world")
   world.synth(_config("configs/data/synthetic.py", "tiny"), w)
-  for stage, name in (("image_pretrain", "vlm"), ("dual_encoder", "de")):
-    config = _config(f"configs/train/{stage}.py", f"tiny,world={w},steps=1,batch=8")
+  # The video VLM: one step of visual adaptation from one step of image pre-training, so its
+  # checkpoint records the clips' frames (an image-pretrained one records a single frame).
+  for stage, name, init in (("image_pretrain", "image", ""),
+                            ("visual_adaptation", "vlm", f",init={tmp_path / 'image'}"),
+                            ("dual_encoder", "de", "")):
+    config = _config(f"configs/train/{stage}.py", f"tiny,world={w},steps=1,batch=8{init}")
     config.checkpoint_every = 0
     train_stage.train_stage(config, str(tmp_path / name))
 
@@ -103,7 +107,7 @@ def test_notebook_runs_on_a_small_checkpoint(tmp_path, monkeypatch):
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
 
   text = "\n".join(printed(c) for c in nb.cells if c.cell_type == "code")
-  assert "image_pretrain (tiny): 8 frames of 32 px" in text
+  assert "visual_adaptation (tiny): 8 frames of 32 px" in text
   assert "(8, 32, 32, 3) uint8" in text
   assert re.search(r"'caption en:' +-> '.*'  \(log-likelihood -?\d", text)
   assert re.search(r"'describe the video in detail en:' +-> ", text)
