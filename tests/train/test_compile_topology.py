@@ -75,9 +75,12 @@ def test_train_step_compiles_for_v5e_2x2(stage, mesh, tmp_path):
   # (norms, activations, softmax, the optimizer), a large share at these tiny widths (1.1x for
   # the VLM, 1.9x for the 16-wide dual encoder, measured).
   assert 1.0 <= stats.xla_flops * stats.devices / stats.program_flops <= 2.5
-  forward = flops.count(lambda p, b: model.loss_fn(p, b, jax.random.PRNGKey(0))[0], param_tree,
-                        global_batch)
-  assert stats.model_flops == pytest.approx(3 * forward, rel=1e-6)
+  # The training forward (train=True, as the update step runs it: dropout and the like).
+  forward = flops.count(lambda p, b: model.loss_fn(p, b, jax.random.PRNGKey(0), train=True)[0],
+                        param_tree, global_batch)
+  # The stage traces the loss under the mesh's axis rules, this count without a mesh: the two
+  # differ in the contrastive loss by a few hundred FLOPs (1.8e-5 relative for the dual encoder).
+  assert stats.model_flops == pytest.approx(3 * forward, rel=1e-4)
   assert stats.seconds > 0 and stats.schedule_days == pytest.approx(
       stats.calls * stats.seconds / 86400)
   path = ct.write_json([stats], str(tmp_path), "v5e:2x2")

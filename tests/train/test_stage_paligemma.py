@@ -15,6 +15,7 @@ from vidistill.convert import paligemma as convert  # noqa: E402
 from vidistill.convert import siglip  # noqa: E402
 from vidistill.data.synthetic import world  # noqa: E402
 from vidistill.models import build as build_lib  # noqa: E402
+from vidistill.models import trained as trained_lib  # noqa: E402
 from vidistill.pipeline import steps as steps_lib  # noqa: E402
 from vidistill.train import checkpoints as ckpt_lib  # noqa: E402
 from vidistill.train import restore  # noqa: E402
@@ -77,8 +78,8 @@ def test_visual_adaptation_from_imported_paligemma(setup, tmp_path):
   result = stage.train_stage(config, workdir)
   assert result.resumed_from == "import" and result.step == 3
   assert all(np.isfinite(m["loss"]) for _, m in result.history)
-  trained = siglip.flatten(ckpt_lib.load_params(workdir, restore.load_trained(workdir).params))
-  imported = siglip.flatten(convert.from_hf_safetensors(s["hf"], restore.load_trained(
+  trained = siglip.flatten(ckpt_lib.load_params(workdir, trained_lib.load(workdir).params))
+  imported = siglip.flatten(convert.from_hf_safetensors(s["hf"], trained_lib.load(
       workdir).params))
   moved = [k for k in imported if k.startswith("video_encoder/image/")
            and not np.array_equal(imported[k], trained[k])]
