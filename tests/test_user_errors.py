@@ -9,8 +9,11 @@ import os
 import re
 import subprocess
 import sys
+import types
 
 import pytest
+
+from vidistill import flags_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, "configs")
@@ -279,3 +282,14 @@ def test_a_full_disk_during_a_caption_write_is_one_line_and_exit_3(world, traine
       "--video_root", world / "videos" / "pool", "--output", "DISK/captions")
   assert_user_error(result, "no space left on the device", "rerun the same command", code=3,
                     max_lines=1)
+
+
+def test_only_closed_event_loop_noise_is_dropped_from_unraisable_reports():
+  seen = []
+  hook = flags_lib._without_closed_loop_noise(seen.append)
+  report = lambda error: types.SimpleNamespace(exc_value=error)
+  hook(report(RuntimeError("Event loop is closed")))
+  other = [RuntimeError("Event loop is running"), ValueError("Event loop is closed")]
+  for error in other:
+    hook(report(error))
+  assert [r.exc_value for r in seen] == other

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import logging as pylogging
+import os
 import re
 import sys
 import traceback
@@ -49,6 +50,8 @@ def run_command(prog: str, argv: Sequence[str], doc: str, flag_modules: Sequence
   def _main(parsed: Sequence[str]) -> None:
     logging.set_verbosity(logging.INFO)
     logging.get_absl_handler().addFilter(_QuietLibraries())
+    if not getattr(sys.unraisablehook, "quiet_closed_loops", False):
+      sys.unraisablehook = _without_closed_loop_noise(sys.unraisablehook)
     try:
       main(list(parsed[1:]))
     except CommandError as e:
@@ -62,7 +65,12 @@ def run_command(prog: str, argv: Sequence[str], doc: str, flag_modules: Sequence
       print(f"{prog}: error: no space left on the device{where}; free some space and rerun the "
             "same command: it resumes from what was committed (the last complete checkpoint, "
             "the committed caption units)", file=sys.stderr)
-      sys.exit(EXIT_NO_SPACE)
+      # A failed orbax save leaves futures holding the ENOSPC error; at interpreter shutdown asyncio
+      # would log each as "exception was never retrieved" with its traceback. What was committed is
+      # on disk already, so nothing is lost by skipping the shutdown.
+      sys.stdout.flush()
+      sys.stderr.flush()
+      os._exit(EXIT_NO_SPACE)
 
   app.run(_main, argv=[prog] + argv, flags_parser=lambda a: _parse_flags(prog, a))
 
@@ -106,6 +114,23 @@ def _no_space(error: BaseException | None) -> OSError | None:
       return OSError(errno.ENOSPC, "No space left on device")
     error = error.__cause__ or error.__context__
   return None
+
+
+def _without_closed_loop_noise(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+  """`hook`, except for `RuntimeError('Event loop is closed')`.
+
+  When an orbax write fails (a full disk), the background thread's event loop closes while
+  tensorstore still has completions to deliver to it; each one raises this error in a C++ callback,
+  where Python can only report it as unraisable: dozens of tracebacks that say nothing the real error
+  does not. Every other unraisable exception still reaches `hook`.
+  """
+  def filtered(unraisable: Any) -> None:
+    error = unraisable.exc_value
+    if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
+      return
+    hook(unraisable)
+  filtered.quiet_closed_loops = True
+  return filtered
 
 
 def _fail(prog: str, message: str) -> NoReturn:
