@@ -8,6 +8,7 @@ import toy
 from vidistill.config_args import ConfigError
 from vidistill.parallel import partitioning
 from vidistill.train import checkpoints as ckpt_lib
+from vidistill.train import multistep
 from vidistill.train import state as state_lib
 from vidistill.train import trainer
 
@@ -194,3 +195,55 @@ def test_config_errors_before_any_work(tmp_path):
   with pytest.raises(trainer.TrainError, match=r"lacks \['loss_fn'\]"):
     trainer.train(toy.toy_config(), str(tmp_path), object.__new__(type("M", (), {"init": id})),
                   toy.toy_data(batch_size=16))
+
+
+def test_several_steps_a_call_train_the_same_model_and_resume_exactly(stage1, tmp_path):
+  result, _, calls = stage1
+  seen = []
+
+  def hook(step, params):
+    seen.append(step)
+    return {"eval/kernel_norm": jnp.linalg.norm(params["head"]["kernel"])}
+
+  # 3 steps a call: calls stop at the log / checkpoint steps (4, 8) and the eval steps (6, 12),
+  # so the run mixes 3-step calls (steps 1-3, 9-11) with single steps.
+  config = toy.toy_config(eval_every=6)
+  config.steps_per_call = 3
+  multi = _run(tmp_path / "multi", config, eval_hooks=[hook])
+  assert seen == calls == [6, 12]
+  for got, want in zip(jax.tree.leaves(multi.state.params), jax.tree.leaves(result.state.params)):
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+  logged = {s: m for s, m in multi.history if "loss" in m}
+  reference = {s: m for s, m in result.history if "loss" in m}
+  assert sorted(logged) == sorted(reference)
+  for step, metrics in reference.items():
+    for key in ("loss", "learning_rate", "grad_norm"):
+      np.testing.assert_allclose(logged[step][key], metrics[key], rtol=1e-5, err_msg=key)
+
+  real = toy.toy_data(batch_size=config.batch_size)
+
+  def dies_at_step_10(**kw):
+    for i, batch in enumerate(real(**kw), start=kw["start_step"]):
+      if i == 10:
+        raise KeyboardInterrupt("simulated preemption")
+      yield batch
+
+  with pytest.raises(KeyboardInterrupt):
+    trainer.train(config, str(tmp_path / "killed"), toy.ToyModel(), dies_at_step_10)
+  resumed = _run(tmp_path / "killed", config)
+  assert resumed.resumed_from == "workdir"
+  assert _leaves_equal_bitwise(resumed.state.params, multi.state.params)
+
+
+def test_calls_never_cross_a_log_checkpoint_or_eval_step():
+  every = (4, 0, 6)
+  step, lengths = 0, []
+  while step < 14:
+    n = multistep.steps_in_call(step, 3, 14, every)
+    lengths.append(n)
+    step += n
+  # Boundaries at 4, 6, 8, 12 and the end, 14: a 3-step call fits only in 0-3 and 8-11.
+  assert lengths == [3, 1, 1, 1, 1, 1, 3, 1, 1, 1]
+  assert multistep.steps_in_call(8, 3, 14, every) == 3
+  assert multistep.steps_in_call(9, 3, 14, every) == 3  # Ends on the boundary at 12.
+  assert multistep.steps_in_call(10, 3, 14, every) == 1

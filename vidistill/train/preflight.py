@@ -30,7 +30,8 @@ from vidistill.train import stage_input
 RERUN_MAY_CHANGE = (
     "total_steps", "total_examples", "total_epochs",  # A longer (or shorter) schedule.
     "log_every", "checkpoint_every", "keep_checkpoints", "async_checkpoints", "eval_every",
-    "eval_config", "tensorboard", "prefetch", "peak_flops_per_device", "on_nonfinite",
+    "eval_config", "tensorboard", "prefetch", "steps_per_call", "peak_flops_per_device",
+    "on_nonfinite",
     "schedule.warmup_steps",  # Stage configs derive it from the step count for short runs.
 )
 # What --restart deletes: everything `vidistill train` writes into a workdir.

@@ -54,6 +54,7 @@ from vidistill.train import config as config_lib
 from vidistill.train import input as input_lib
 from vidistill.train import metrics as metrics_lib
 from vidistill.train import model_api
+from vidistill.train import multistep
 from vidistill.train import optim as optim_lib
 from vidistill.train import schedules
 from vidistill.train import state as state_lib
@@ -172,32 +173,56 @@ def _train(config: Any, model: Any, data: DataFn, ckpts: ckpt_lib.Checkpoints,
   abstract_batch = {k: jax.ShapeDtypeStruct((batch_size,) + v.shape[1:], v.dtype,
                                             sharding=setup.batch_sharding)
                     for k, v in example.items()}
-  t0 = time.perf_counter()
-  with partitioning.axis_rules(mesh, setup.rules):
-    compiled = jax.jit(step_fn, in_shardings=(setup.shardings, setup.batch_sharding),
-                       out_shardings=(setup.shardings, partitioning.replicated(mesh)),
-                       donate_argnums=(0,)).lower(setup.abstract_state, abstract_batch).compile()
-  logging.info("train step compiled in %.1f s", time.perf_counter() - t0)
-  progress = _progress(config, model, compiled, example, mesh, total_steps, start_step)
+  per_call = int(config.steps_per_call)
+  boundaries = (int(config.log_every), int(config.checkpoint_every), int(config.eval_every))
+  calls: dict[int, Any] = {}
+
+  def compiled_for(n: int) -> Any:
+    """The step (n = 1) or n steps in one call, compiled once each."""
+    if n not in calls:
+      t0 = time.perf_counter()
+      fn, sharding, batch = step_fn, setup.batch_sharding, abstract_batch
+      if n > 1:
+        fn, sharding = multistep.scan_steps(step_fn), multistep.stacked_sharding(sharding)
+        batch = {k: jax.ShapeDtypeStruct((n,) + v.shape, v.dtype, sharding=sharding)
+                 for k, v in abstract_batch.items()}
+      with partitioning.axis_rules(mesh, setup.rules):
+        calls[n] = jax.jit(fn, in_shardings=(setup.shardings, sharding),
+                           out_shardings=(setup.shardings, partitioning.replicated(mesh)),
+                           donate_argnums=(0,)).lower(setup.abstract_state, batch).compile()
+      logging.info("train step compiled in %.1f s%s", time.perf_counter() - t0,
+                   f" ({n} steps a call)" if n > 1 else "")
+    return calls[n]
+
+  progress = _progress(config, model, compiled_for(1), example, mesh, total_steps, start_step)
 
   # --------------------------------------------------------------------------- the loop
   history: list[tuple[int, dict[str, float]]] = []
   pending: list[dict[str, jax.Array]] = []
   ckpt_every, eval_every = int(config.checkpoint_every), int(config.eval_every)
-  for step in range(start_step, total_steps):
-    local = first if step == start_step else next(batches, None)
-    if local is None:
-      raise TrainError(f"the data ran out at step {step} of {total_steps}; use a repeating "
-                       "source or fewer steps")
+  step = start_step
+  while step < total_steps:
+    n = multistep.steps_in_call(step, per_call, total_steps, boundaries)
+    local = []
+    for i in range(n):
+      local.append(first if step + i == start_step else next(batches, None))
+      if local[-1] is None:
+        raise TrainError(f"the data ran out at step {step + i} of {total_steps}; use a "
+                         "repeating source or fewer steps")
     # Placement is explicit and stays outside the guard (multi-process placement goes through a
     # path the guard would count as implicit).
-    global_batch = _global_batch(local, setup.batch_sharding)
+    if n == 1:
+      global_batch = _global_batch(local[0], setup.batch_sharding)
+    else:
+      global_batch = _global_batch(multistep.stack(local),
+                                   multistep.stacked_sharding(setup.batch_sharding), axis=1)
     with jax.transfer_guard("disallow"):
-      state, step_metrics = compiled(state, global_batch)
+      state, step_metrics = compiled_for(n)(state, global_batch)
     pending.append(step_metrics)
-    progress.add_tokens(metrics_lib.count_tokens(local) * jax.process_count())
+    for one in local:
+      progress.add_tokens(metrics_lib.count_tokens(one) * jax.process_count())
 
-    done = step + 1
+    done = step = step + n
     final = done == total_steps
     log_now = done % int(config.log_every) == 0 or final
     save_now = bool(ckpt_every and done % ckpt_every == 0) or final
@@ -386,16 +411,25 @@ def _check_rows(example: Mapping[str, np.ndarray], rows: int, batch_size: int) -
                        f"(batch_size {batch_size} / {jax.process_count()} processes) first")
 
 
-def _global_batch(local: Mapping[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
+def _global_batch(local: Mapping[str, np.ndarray], sharding: NamedSharding, *,
+                  axis: int = 0) -> dict[str, jax.Array]:
+  """This process's rows (along `axis`) of every field -> global arrays."""
   count = jax.process_count()
-  return {k: jax.make_array_from_process_local_data(
-      sharding, v, (v.shape[0] * count,) + v.shape[1:]) for k, v in local.items()}
+
+  def shape(v):
+    return v.shape[:axis] + (v.shape[axis] * count,) + v.shape[axis + 1:]
+  return {k: jax.make_array_from_process_local_data(sharding, v, shape(v))
+          for k, v in local.items()}
 
 
 def _mean_metrics(pending: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+  """The mean of each metric over the steps since the last log; a call of several steps
+  contributes one value a step."""
   fetched = jax.device_get(list(pending))
-  out = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[-1]}
-  out["learning_rate"] = float(fetched[-1]["learning_rate"])  # The current one, not a mean.
+  out = {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in fetched])))
+         for k in fetched[-1]}
+  # The current learning rate, not a mean.
+  out["learning_rate"] = float(np.ravel(fetched[-1]["learning_rate"])[-1])
   return out
 
 
