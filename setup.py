@@ -15,6 +15,7 @@ INSTALL_REQUIRES = [
     "tensorflow-text>=2.18,<2.23",
     "tensorflow-datasets>=4.9.7,<5",
     "array-record>=0.5,<0.9",
+    "grain>=0.2.18,<0.3",  # The streaming training input (ArrayRecord, random access).
     "av>=12,<19",
     "sentencepiece>=0.2,<0.3",
     "clu>=0.0.12,<0.1",

@@ -10,6 +10,10 @@ a caption source). Rerunning the same command resumes from the workdir's last co
 gets config.json, checkpoints/ and TensorBoard metrics. Multi-host: run the same command on every
 host (jax.distributed flags below, or let JAX detect the cluster).
 
+`--write_shards PREFIX` trains nothing: it writes the stage's examples (frames and token ids, as
+the trainer reads them) into ArrayRecord shards; `--config.data.shards=PREFIX` then streams them
+through Grain, each host reading only its rows, so no host holds the split (docs/training.md).
+
 `--compile_topology=v5e:16x16` trains nothing: it compiles the stage's update step ahead of time
 for that TPU topology on this (CPU) host, and for a VLM stage the captioning job's decode, prints
 per-device memory against the chip's HBM, FLOPs, XLA's estimated step time, MFU and the schedule's
@@ -43,6 +47,12 @@ def define_flags() -> None:
   flags_lib.define_once(flags.DEFINE_bool, "dry_run", False, "Resolve the config, build the "
                         "model and print its parameter count and shapes (jax.eval_shape); train "
                         "nothing.")
+  flags_lib.define_once(flags.DEFINE_string, "write_shards", "", "PREFIX: write the stage's "
+                        "training examples (frames and tokens, as the trainer reads them) as "
+                        "ArrayRecord shards PREFIX-0000i-of-0000n.array_record and train nothing; "
+                        "then train with --config.data.shards=PREFIX to stream them (Grain).")
+  flags_lib.define_once(flags.DEFINE_integer, "num_shards", 8, "With --write_shards: the number "
+                        "of shard files (at least the number of hosts that will read them).")
   flags_lib.define_once(flags.DEFINE_string, "compile_topology", "", "A TPU topology libtpu "
                         "knows (v5e:16x16, v5p:8x8x4, v4:4x4x4, v6e:16x16): compile the stage for "
                         "it ahead of time on this host and report memory, FLOPs and estimated "
@@ -63,6 +73,9 @@ def main(argv: Sequence[str]) -> None:
   if flags.FLAGS.compile_topology:
     compile_for_topology(config, flags.FLAGS.compile_topology, flags_lib.workdir_from_flags(),
                          flags.FLAGS.compile_caption_config)
+    return
+  if flags.FLAGS.write_shards:
+    write_shards(config, flags.FLAGS.write_shards, flags.FLAGS.num_shards)
     return
   workdir = flags_lib.workdir_from_flags()
   multihost.initialize()
@@ -85,6 +98,21 @@ def main(argv: Sequence[str]) -> None:
   except (ConfigError, VocabularyError, CheckpointError, TrainError, FileNotFoundError,
           StageDataError, InputError, MeshError, VariantError) as e:
     raise flags_lib.UsageError(str(e)) from None
+
+
+def write_shards(config, output: str, num_shards: int) -> None:
+  """`--write_shards`: the stage's examples as ArrayRecord shards, one line on stdout."""
+  from vidistill.data.vocab import VocabularyError  # pylint: disable=g-import-not-at-top
+  from vidistill.data.shards import ShardError  # pylint: disable=g-import-not-at-top
+  from vidistill.train.stage_input import StageDataError  # pylint: disable=g-import-not-at-top
+  if num_shards < 1:
+    raise flags_lib.UsageError(f"--num_shards={num_shards} must be >= 1")
+  try:
+    paths, count = stage.write_shards(config, output, num_shards)
+  except (VocabularyError, ShardError, StageDataError, FileNotFoundError) as e:
+    raise flags_lib.UsageError(str(e)) from None
+  print(f"wrote {count} examples into {len(paths)} shard(s): {output}-*; train on them with "
+        f"--config.data.shards={output}")
 
 
 def compile_for_topology(config, topology_name: str, workdir: str, caption_spec: str = "") -> None:

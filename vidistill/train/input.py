@@ -27,6 +27,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from vidistill.data import grain_source
+
 Batch = dict[str, np.ndarray]
 
 
@@ -97,16 +99,7 @@ def _sequence_batches(examples: Sequence[Mapping[str, Any]], *, batch_size: int,
   n = len(examples)
   if n == 0:
     raise InputError("the source has no examples")
-  permutations: dict[int, np.ndarray] = {}
-
-  def index(position: int) -> int:
-    epoch, offset = divmod(position, n)
-    if not shuffle:
-      return offset
-    if epoch not in permutations:
-      permutations.clear()  # Batches cross at most one epoch boundary at a time.
-      permutations[epoch] = np.random.default_rng([seed, epoch]).permutation(n)
-    return int(permutations[epoch][offset])
+  index = grain_source.EpochOrder(n, seed, shuffle)  # The streaming input's order too.
 
   step = start_step
   while repeat or (step + 1) * batch_size <= n:

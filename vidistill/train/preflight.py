@@ -33,6 +33,8 @@ RERUN_MAY_CHANGE = (
     "eval_config", "tensorboard", "prefetch", "steps_per_call", "peak_flops_per_device",
     "on_nonfinite",
     "schedule.warmup_steps",  # Stage configs derive it from the step count for short runs.
+    # Where the same examples come from: streamed or in memory, the batches are the same.
+    "data.in_memory", "data.read_threads",
 )
 # What --restart deletes: everything `vidistill train` writes into a workdir.
 _RUN_FILES = (ckpt_lib.SUBDIR, restore.CONFIG_FILE, "eval")

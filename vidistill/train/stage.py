@@ -25,6 +25,7 @@ def train_stage(config, workdir: str, *, restart: bool = False):
   from vidistill.train import config as config_lib  # pylint: disable=g-import-not-at-top
   from vidistill.train import preflight  # pylint: disable=g-import-not-at-top
   from vidistill.train import restore, stage_input, trainer  # pylint: disable=g-import-not-at-top
+  from vidistill.train import streaming  # pylint: disable=g-import-not-at-top
 
   config_lib.validate(config)
   preflight.check_steps(config)
@@ -43,18 +44,26 @@ def train_stage(config, workdir: str, *, restart: bool = False):
                           mesh=mesh_lib.make_mesh(dict(config.mesh)), vocab=vocab,
                           text_length=int(config.data.seq_lengths.get("targets", 32)))
   family = build_lib.family(config.model.kind)
-  examples = stage_input.load_examples(config.data, vocab, family,
-                                       name=f"{config.get('stage', 'stage')}")
-  logging.info("train: %d examples in memory", len(examples))
+  name = f"{config.get('stage', 'stage')}"
+  batch_size, seed = int(config.batch_size), int(config.seed)
+  if streaming.streams(config.data):
+    # Streamed from ArrayRecord shards (vidistill/train/streaming.py): nothing is decoded here.
+    size = streaming.dataset_size(config.data, family, (shapes.num_frames, shapes.resolution))
+    logging.info("train: streaming %d examples from %s", size, config.data.shards)
+    data = streaming.data_fn(config.data, batch_size=batch_size, seed=seed)
+  else:
+    examples = stage_input.load_examples(config.data, vocab, family, name=name)
+    size = len(examples)
+    logging.info("train: %d examples in memory", size)
+    data = stage_input.data_fn(config.data, examples, batch_size=batch_size, seed=seed,
+                               model_kind=family)
   if config.get("dataset_size") is None:
-    config.dataset_size = len(examples)
+    config.dataset_size = size
   preflight.check_init(config, model)
   restore.check_init_shapes(config, shapes)
   with config.unlocked():
     config.shapes = shapes.as_dict()
   restore.write_config(config, workdir)
-  data = stage_input.data_fn(config.data, examples, batch_size=int(config.batch_size),
-                             seed=int(config.seed), model_kind=family)
   result = trainer.train(config, workdir, model, data,
                          eval_hooks=eval_hooks(config, model, vocab, workdir, shapes),
                          import_init=init_fn)
@@ -62,6 +71,20 @@ def train_stage(config, workdir: str, *, restart: bool = False):
   logging.info("train: finished at step %d (%s)", result.step,
                ", ".join(f"{k}={v:.4g}" for k, v in sorted(last.items())))
   return result
+
+
+def write_shards(config, output: str, num_shards: int) -> tuple[list[str], int]:
+  """The stage's training examples as ArrayRecord shards at `output` (vidistill/train/
+  streaming.py); returns the paths and the example count."""
+  from vidistill.models import build as build_lib  # pylint: disable=g-import-not-at-top
+  from vidistill.train import config as config_lib  # pylint: disable=g-import-not-at-top
+  from vidistill.train import preflight  # pylint: disable=g-import-not-at-top
+  from vidistill.train import stage_input, streaming  # pylint: disable=g-import-not-at-top
+  config_lib.validate(config)
+  preflight.check_world(config)
+  vocab = stage_input.vocabulary(config.data)
+  return streaming.write_stage_shards(config.data, vocab, build_lib.family(config.model.kind),
+                                      output, num_shards, name=str(config.get("stage", "stage")))
 
 
 def import_init(config):

@@ -204,6 +204,13 @@ def stage_config(arg: ml_collections.ConfigDict, *, stage: str, model: ml_collec
   d.num_frames = 16 if arg.variant == "paper" else 8   # source="annotations": frames per clip.
   d.resolution = 224 if arg.variant == "paper" else 32  # source="annotations": frame side (px).
   d.seed = arg.seed                     # Seed of caption draws and instruction synthesis.
+  d.shards = ""                         # ArrayRecord shards of this stage's examples to stream
+                                        #   (`vidistill train --write_shards PREFIX`); "" = none.
+  # True: every example held in host memory (the miniature: fastest); False: streamed from
+  # data.shards by Grain, never held whole (the paper scale); None: stream when data.shards is set.
+  d.in_memory = ml_collections.FieldReference(False if arg.variant == "paper" else None,
+                                              field_type=bool)
+  d.read_threads = 4                    # Streaming: threads reading and parsing records.
   d.update(dict(data))
   c.data = d
   c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "model": 1})

@@ -16,7 +16,8 @@
 Instruction data is synthesised here, from the world's event lists (vidistill/data/instructions.py),
 `data.instructions_per_video` per clip with the stage's seed. The seqio task does the tokenising;
 its examples are then held in memory (data.in_memory, the CPU-scale default), which makes resume
-O(1) and the global batch independent of the number of processes (vidistill/train/input.py).
+O(1) and the global batch independent of the number of processes (vidistill/train/input.py), or
+written once as ArrayRecord shards and streamed from them (vidistill/train/streaming.py).
 """
 from __future__ import annotations
 
@@ -249,13 +250,13 @@ def make_task(data: Mapping[str, Any], vocab: Any, name: str):
   return tasks.contrastive_task(name, source, vocab, caption_key=list_key)
 
 
-def load_examples(data: Mapping[str, Any], vocab: Any, model_kind: str, *,
-                  name: str = "stage") -> list[dict[str, np.ndarray]]:
-  """Every example of the stage's task, tokenised, keys renamed for the model, strings dropped."""
+def iter_examples(data: Mapping[str, Any], vocab: Any, model_kind: str, *,
+                  name: str = "stage") -> Iterator[dict[str, np.ndarray]]:
+  """Every example of the stage's task in order, tokenised, keys renamed for the model, strings
+  dropped, text padded to data.seq_lengths: what the trainer's batches are stacked from."""
   task = make_task(data, vocab, name)
   lengths = dict(data["seq_lengths"])
   rename = RENAME[model_kind]
-  out = []
   # Each clip's caption is drawn once per pass from its list, so `passes` > 1 keeps several.
   for _ in range(int(data.get("passes", 1) or 1)):
     ds = task.get_dataset(lengths, split="train", shuffle=False, seed=int(data.get("seed", 0)))
@@ -268,7 +269,13 @@ def load_examples(data: Mapping[str, Any], vocab: Any, model_kind: str, *,
     ds = ds.map(lambda ex, keys=tuple(keys): {k: ex[k] for k in keys})
     for batch in ds.padded_batch(_READ_ROWS, padded_shapes=shapes).as_numpy_iterator():
       for i in range(len(batch[keys[0]])):
-        out.append({rename.get(k, k): batch[k][i] for k in keys})
+        yield {rename.get(k, k): batch[k][i] for k in keys}
+
+
+def load_examples(data: Mapping[str, Any], vocab: Any, model_kind: str, *,
+                  name: str = "stage") -> list[dict[str, np.ndarray]]:
+  """`iter_examples` held in a list (data.in_memory)."""
+  out = list(iter_examples(data, vocab, model_kind, name=name))
   if not out:
     raise StageDataError(f"the stage's data ({dict(data)}) has no examples")
   return out
