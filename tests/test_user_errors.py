@@ -98,6 +98,20 @@ def test_unknown_config_field_names_its_dotted_path(tmp_path, override, message)
   assert "\\" not in result.stderr
 
 
+
+def test_compile_topology_without_libtpu_says_how_to_get_it(tmp_path):
+  # The real CLI, with libtpu made unfindable (as on a host without the `tpu` extra).
+  hide = ("import importlib.util, sys; real = importlib.util.find_spec; "
+          "importlib.util.find_spec = lambda n, *a: None if n == 'libtpu' else real(n, *a); "
+          "from vidistill import cli; cli.main(['vidistill'] + sys.argv[1:])")
+  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  result = subprocess.run(
+      [sys.executable, "-c", hide, "train", "--config",
+       f"{CONFIGS}/train/visual_adaptation.py:tiny", "--compile_topology=v5e:2x2",
+       "--workdir", str(tmp_path / "w")], capture_output=True, text=True, timeout=300, env=env)
+  assert_user_error(result, "--compile_topology=v5e:2x2 needs libtpu", "pip install -e '.[tpu]'")
+  assert snapshot(tmp_path / "w") is None
+
 # ------------------------------------------------------------------------------------- train
 
 
