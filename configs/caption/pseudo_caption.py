@@ -6,8 +6,8 @@
 
 Variants: `tiny` (tests: 2 videos a batch, 4 per unit, 32 px), `default` (the synthetic world's
 miniature reproduction), `paper` (web-scale corpora such as InternVid / VideoCC on accelerators).
-Arguments: `seed=`, `frames=`, `res=`, `format=`, `samples=`; anything else via
-`--config.key=value`.
+Arguments: `seed=`, `frames=`, `res=`, `format=`, `samples=`, `batch=` (clips per call and
+process; 0: the variant's); anything else via `--config.key=value`.
 Frames and resolution are the checkpoint's (its config.json `shapes`, written by `vidistill
 train`); `frames=` / `res=` only restate them, and a value that differs is an error naming both.
 """
@@ -23,9 +23,10 @@ _VARIANTS = {
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """`variant[,seed=N][,frames=T][,res=PX][,format=jsonl|tfrecord|arrayrecord][,samples=K]`."""
+  """`variant[,seed=N][,frames=T][,res=PX][,format=jsonl|tfrecord|arrayrecord][,samples=K]
+  [,batch=B]`."""
   arg = config_args.parse_arg(arg, variant="default", seed=0, frames=0, res=0, format="jsonl",
-                              samples=0)
+                              samples=0, batch=0)
   v = config_args.pick_variant(arg.variant, _VARIANTS, "configs/caption/pseudo_caption.py")
   config = ml_collections.ConfigDict()
   config.variant = arg.variant          # Which preset the sizes below come from (recorded only).
@@ -45,7 +46,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # Work units and throughput.
   config.unit_size = v["unit_size"]     # Videos per unit: the grain of commit, restart, sharding.
-  config.batch_size = v["batch_size"]   # Videos per captioner call (per process).
+  config.batch_size = arg.batch or v["batch_size"]  # Videos per captioner call (per process).
   config.pad_batches = True             # Pad a unit's last batch (one compiled batch shape).
   config.prefetch = ml_collections.ConfigDict(dict(
       num_workers=v["num_workers"],     # Threads decoding and sampling frames ahead.

@@ -17,7 +17,10 @@ implied MFU and the schedule's wall clock. The time is a roofline, the largest o
 (`optimal_seconds` of its TPU cost model; negative, so unused, when the model cannot price an op
 such as the embedding gradient's scatter), the program's matmul FLOPs (counted from its jaxpr,
 backward and rematerialisation included) at the chip's peak, and XLA's count of HBM bytes
-accessed at the chip's bandwidth. XLA's cost analysis counts a loop body once, so for scanned
+accessed at the chip's bandwidth. Model FLOPs of a train step are the matmuls of the loss's
+gradient as the step takes it, counted without rematerialisation: a frozen half (the LM in visual
+adaptation, the ViT in language adaptation) needs no weight gradients, so this is less than the
+trainer's 3x forward, which would put a frozen stage's MFU above 100%. XLA's cost analysis counts a loop body once, so for scanned
 layers its FLOPs, bytes and seconds cover one layer; the jaxpr count covers all. These are
 estimates, not measurements on a TPU.
 """
@@ -54,7 +57,6 @@ CHIPS = {
 }
 EXAMPLES = "v5e:16x16 (v5e-256), v5e:2x2, v5p:8x8x4, v4:4x4x4, v6e:16x16"
 CAPTION_CLIPS = 17_000_000  # clips pseudo-captioned in the paper (VideoCC + InternVid, Sec. 4)
-TRAIN_FLOPS_PER_FORWARD_FLOP = 3.0  # the trainer's MFU convention (model_api.py)
 
 
 class TopologyError(ValueError):
@@ -141,7 +143,8 @@ class ProgramStats:
   code_bytes: int
   parts: dict[str, int]              # parameters / optimizer state / batch / cache, per device
   xla_flops: float                   # XLA's count for one call, per device
-  model_flops: float                 # global, from the jaxpr (train: 3 x forward)
+  model_flops: float                 # global, from the jaxpr (train: the gradient, nothing
+                                     # recomputed, no weight gradients of frozen parameters)
   program_flops: float               # global matmul FLOPs of the program's jaxpr (remat included)
   xla_seconds: float                 # XLA's estimated time of one call (optimal_seconds; < 0
                                      # when its cost model cannot price an op, e.g. a scatter)
@@ -327,9 +330,9 @@ def compile_stage(config: Any, topology_name: str, *, caption_config: Any = None
                                    sharding=setup.batch_sharding) for k, v in example.items()}
   rng = jax.ShapeDtypeStruct((2,), jnp.uint32)
   with partitioning.axis_rules(mesh, setup.rules):
-    forward = flops.count(lambda p, b, r: model.loss_fn(step_lib.cast_floats(p, compute), b, r,
-                                                        train=True)[0],
-                          setup.abstract_state.params, batch, rng)
+    model_flops = flops.count(
+        _gradient(_without_remat(config, mesh, vocab_size), setup.frozen_mask, compute),
+        setup.abstract_state.params, batch, rng)
   stats = [compile_program(
       f"{config.get('stage', 'stage')} train step", step_fn, (setup.abstract_state, batch),
       chip=chip, topology_name=topology_name, mesh=mesh, rules=setup.rules,
@@ -337,11 +340,41 @@ def compile_stage(config: Any, topology_name: str, *, caption_config: Any = None
       parts={"parameters": device_bytes(setup.abstract_state.params),
              "optimizer state": device_bytes(setup.abstract_state.opt_state),
              "batch": device_bytes(batch)},
-      model_flops=TRAIN_FLOPS_PER_FORWARD_FLOP * forward, calls=steps,
+      model_flops=model_flops, calls=steps,
       note=f"batch {batch_size}, {steps} steps")]
   if build_lib.family(config.model.kind) == "vlm" and caption_config is not None:
     stats += caption_programs(config, caption_config, model, setup, chip, topology_name, mesh)
   return stats
+
+
+def _without_remat(config: Any, mesh: Mesh, vocab_size: int) -> Any:
+  """The stage's model with every stack's `remat_policy` at "none" (same parameter tree)."""
+  from vidistill.models import build as build_lib  # pylint: disable=g-import-not-at-top
+  model_config = config.model.copy_and_resolve_references()
+
+  def plain(c: Any) -> None:
+    for key, value in c.items():
+      if key == "remat_policy":
+        c[key] = "none"
+      elif hasattr(value, "items"):
+        plain(value)
+  plain(model_config)
+  return build_lib.build(model_config, vocab_size=vocab_size, dtype=config.dtype, mesh=mesh,
+                         text_length=int(config.data.seq_lengths.get("targets", 32)))
+
+
+def _gradient(model: Any, frozen_mask: Any, compute: Any) -> Callable[..., Any]:
+  """The loss's gradient as the update step takes it (frozen leaves under stop_gradient), for
+  counting model FLOPs: the forward, the backward through whatever a trained parameter depends
+  on, and weight gradients of trained parameters only; nothing recomputed."""
+  from vidistill.train import step as step_lib  # pylint: disable=g-import-not-at-top
+
+  def grads(params, batch, rng):
+    def loss_of(p):
+      p = jax.tree.map(lambda x, f: jax.lax.stop_gradient(x) if f else x, p, frozen_mask)
+      return model.loss_fn(step_lib.cast_floats(p, compute), batch, rng, train=True)[0]
+    return jax.grad(loss_of)(params)
+  return grads
 
 
 def caption_programs(config: Any, caption: Any, model: Any, setup: Any, chip: Chip,
