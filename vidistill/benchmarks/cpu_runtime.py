@@ -44,6 +44,7 @@ def measure(size: str, *, steps_per_call: int = 1) -> dict[str, Any]:
   from vidistill.benchmarks import mfu  # pylint: disable=g-import-not-at-top
   from vidistill.models import build  # pylint: disable=g-import-not-at-top
   from vidistill.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  from vidistill.train import multistep  # pylint: disable=g-import-not-at-top
   from vidistill.train import state as state_lib  # pylint: disable=g-import-not-at-top
   from vidistill.train import step as step_lib  # pylint: disable=g-import-not-at-top
 
@@ -65,13 +66,15 @@ def measure(size: str, *, steps_per_call: int = 1) -> dict[str, Any]:
   if k == 1:
     call = jax.jit(step_fn, donate_argnums=0)
     inputs = jax.device_put(batch, NamedSharding(mesh, PartitionSpec("data")))
-  else:
-    def call(state, batches):  # The same batch k times: [k, B, ...].
-      state, metrics = jax.lax.scan(step_fn, state, batches)
+  else:  # The trainer's multi-step call, the same batch k times: [k, B, ...].
+    many = multistep.scan_steps(step_fn)
+
+    def call(state, batches):
+      state, metrics = many(state, batches)
       return state, jax.tree.map(lambda x: x[-1], metrics)
     call = jax.jit(call, donate_argnums=0)
-    inputs = jax.device_put(jax.tree.map(lambda x: np.stack([x] * k), batch),
-                            NamedSharding(mesh, PartitionSpec(None, "data")))
+    inputs = jax.device_put(multistep.stack([batch] * k), multistep.stacked_sharding(
+        NamedSharding(mesh, PartitionSpec("data"))))
   # s["steps"] steps in all, the first call untimed (it compiles): the last loss is comparable
   # between step counts per call.
   calls = s["steps"] // k - 1

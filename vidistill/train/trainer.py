@@ -194,7 +194,8 @@ def _train(config: Any, model: Any, data: DataFn, ckpts: ckpt_lib.Checkpoints,
                    f" ({n} steps a call)" if n > 1 else "")
     return calls[n]
 
-  progress = _progress(config, model, compiled_for(1), example, mesh, total_steps, start_step)
+  progress = _progress(config, model, lambda: metrics_lib.compiled_flops(compiled_for(1)),
+                       example, mesh, total_steps, start_step)
 
   # --------------------------------------------------------------------------- the loop
   history: list[tuple[int, dict[str, float]]] = []
@@ -387,13 +388,14 @@ def _place(value: Any, sharding: NamedSharding) -> jax.Array:
   return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
 
 
-def _progress(config: Any, model: Any, compiled: Any, example: Mapping[str, np.ndarray],
-              mesh: jax.sharding.Mesh, total_steps: int, start_step: int) -> metrics_lib.StepMeter:
-  """Throughput / MFU bookkeeping: model FLOPs (or XLA's count) against the peak."""
+def _progress(config: Any, model: Any, compiled_flops: Callable[[], float],
+              example: Mapping[str, np.ndarray], mesh: jax.sharding.Mesh, total_steps: int,
+              start_step: int) -> metrics_lib.StepMeter:
+  """Throughput / MFU bookkeeping: model FLOPs (or XLA's count of one step) against the peak."""
   forward = model_api.forward_flops_per_example(model, example)
   batch_size = int(config.batch_size)
   flops_per_step = (forward * batch_size * model_api.TRAIN_FLOPS_PER_FORWARD_FLOP
-                    if forward is not None else metrics_lib.compiled_flops(compiled))
+                    if forward is not None else compiled_flops())
   peak = float(config.peak_flops_per_device)
   if not peak:
     peak = metrics_lib.measure_peak_flops()
