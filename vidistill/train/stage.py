@@ -52,7 +52,8 @@ def train_stage(config, workdir: str, *, restart: bool = False):
     logging.info("train: streaming %d examples from %s", size, config.data.shards)
     data = streaming.data_fn(config.data, batch_size=batch_size, seed=seed)
   else:
-    examples = stage_input.load_examples(config.data, vocab, family, name=name)
+    examples = (streaming.load_shards(config.data) if config.data.get("shards") else
+                stage_input.load_examples(config.data, vocab, family, name=name))
     size = len(examples)
     logging.info("train: %d examples in memory", size)
     data = stage_input.data_fn(config.data, examples, batch_size=batch_size, seed=seed,

@@ -85,6 +85,12 @@ def dataset_size(data: Mapping[str, Any], model_kind: str,
   return size
 
 
+def load_shards(data: Mapping[str, Any]) -> list[dict[str, np.ndarray]]:
+  """Every example of data.shards in a list (data.in_memory=True with shards given)."""
+  rows = grain_source.open_records(data["shards"])
+  return [rows[i] for i in range(len(rows))]
+
+
 def data_fn(data: Mapping[str, Any], *, batch_size: int, seed: int):
   """The trainer's `data(start_step=, process_index=, process_count=)`, reading data.shards."""
   pattern, threads = data["shards"], int(data.get("read_threads", 4))
