@@ -3,7 +3,8 @@
     vidistill bench [NAME ...] --out DIR [--full]
     python -m vidistill.benchmarks [NAME ...] --out DIR [--full]
 
-NAMEs (default: all): peak, mfu, decode, decode_gemma, input_pipeline, contrastive_memory,
+NAMEs (default: all): peak, mfu, decode, decode_gemma, input_pipeline, streaming_input,
+contrastive_memory,
 scaling, pipeline_overlap, cpu_runtime. Without --full each runs a short mode (seconds: what CI
 runs so the benchmarks cannot rot); --full is the mode docs/performance.md reports. Writes
 DIR/results.json and DIR/results.md (a markdown table: value, baseline, ratio, goal). Absolute
@@ -28,6 +29,7 @@ BENCHMARKS = {
     "decode": "vidistill.benchmarks.decode",
     "decode_gemma": "vidistill.benchmarks.decode_gemma",
     "input_pipeline": "vidistill.benchmarks.input_pipeline",
+    "streaming_input": "vidistill.benchmarks.streaming_input",
     "contrastive_memory": "vidistill.benchmarks.contrastive_memory",
     "scaling": "vidistill.benchmarks.scaling",
     "pipeline_overlap": "vidistill.benchmarks.pipeline_overlap",

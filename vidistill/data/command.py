@@ -23,6 +23,8 @@ sub-commands:
                  --annotations /tmp/world/annotations/test_msrvtt.json \
                  --videos /tmp/world/videos/test --output /tmp/shards/msrvtt_test \
                  --num_frames 8 --resolution 32 --num_shards 2
+           (The shards a training stage streams, its examples decoded and tokenised, are written
+           by `vidistill train --config <stage config> --write_shards PREFIX`.)
 """
 from __future__ import annotations
 
