@@ -1,4 +1,5 @@
-"""Tests for vidistill/benchmarks/decode.py: short mode against Hugging Face `generate`."""
+"""Tests for the decode benchmarks (vidistill/benchmarks/decode.py: T5, decode_gemma.py: Gemma,
+both through decode_vs_hf.py): short mode against Hugging Face `generate`."""
 import math
 
 import pytest
@@ -7,16 +8,20 @@ pytest.importorskip("torch")  # test dependencies, as in tests/convert/test_conv
 pytest.importorskip("transformers")
 
 from vidistill.benchmarks import decode  # noqa: E402
+from vidistill.benchmarks import decode_gemma  # noqa: E402
 
 
-@pytest.mark.slow  # torch + 6 XLA compiles: ~40 s of CPU; minutes on a shared machine.
-def test_short_mode_matches_hf_tokens_and_gives_finite_ratios():
-  result = decode.run(full=False)
+# torch + several XLA compiles each: ~40 s (T5) and ~80 s (Gemma) on a loaded 2-core machine.
+@pytest.mark.slow
+@pytest.mark.parametrize("bench, baselines", [
+    (decode, {"HF generate", "our no-cache decode", "s/token at 4 tokens"}),
+    (decode_gemma, {"HF generate", "s/token at 4 tokens"})], ids=["t5", "gemma"])
+def test_short_mode_matches_hf_tokens_and_gives_finite_ratios(bench, baselines):
+  result = bench.run(full=False)
   # Same weights through our importer, greedy on both sides: the same tokens (an independent
   # check that the comparison is like for like).
   assert result.details["greedy_token_agreement_with_hf"] == [1.0] * len(
-      decode.SIZES["short"]["batches"])
+      bench.SIZES["short"]["batches"])
   for f in result.figures:
     assert math.isfinite(f.ratio) and f.ratio > 0, f
-  names = {f.baseline_name for f in result.figures}
-  assert names == {"HF generate", "our no-cache decode", "s/token at 4 tokens"}
+  assert {f.baseline_name for f in result.figures} == baselines

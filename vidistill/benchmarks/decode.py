@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vidistill.benchmarks import decode_vs_hf
 from vidistill.benchmarks import report
 from vidistill.benchmarks import timing
 from vidistill.convert import t5 as convert_t5
@@ -96,57 +97,50 @@ def make_decoders(config: t5_lib.T5Config):
           "encode": jax.jit(encode_only, static_argnames=static)}
 
 
-def _hf_generate(hf_model, tokens: np.ndarray, length: int, beams: int = 1):
+def _hf_generate(hf_model, tokens: np.ndarray, length: int, beams: int = 1) -> np.ndarray:
+  """HF's answer tokens [B, length] (its decoder start token dropped)."""
   import torch  # pylint: disable=g-import-not-at-top
   ids = torch.tensor(tokens, dtype=torch.long)
   with torch.inference_mode():
-    return hf_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                             max_new_tokens=length, min_new_tokens=length, num_beams=beams,
-                             do_sample=False, early_stopping=False)
+    out = hf_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                            max_new_tokens=length, min_new_tokens=length, num_beams=beams,
+                            do_sample=False, early_stopping=False)
+  return out.numpy()[:, 1:]
 
 
 def run(full: bool = False) -> report.Result:
   s = SIZES["full" if full else "short"]
-  hf_model = make_hf_model(s["hf"])
-  config, params = import_weights(hf_model)
-  fns = make_decoders(config)
-  rng = np.random.default_rng(0)
-  reps = s["repeats"]
-  figures, details = [], {"sizes": s, "tokens_per_s": {}}
+  hf_model, params, fns = decode_vs_hf.hf_and_ours(s["hf"], make_hf_model, import_weights,
+                                                   make_decoders)
+  rng, reps = np.random.default_rng(0), s["repeats"]
   size = f"T5 d{s['hf']['d_model']} L{s['hf']['num_layers']} V{s['hf']['vocab_size']}"
 
   def tokens_for(batch):
     return rng.integers(2, s["hf"]["vocab_size"], (batch, s["input_len"]), dtype=np.int32)
 
-  agree = []
-  for batch in s["batches"]:
-    tokens = tokens_for(batch)
-    for length in s["lengths"]:
-      ours = timing.median_seconds(lambda: fns["greedy"](params, tokens, max_len=length),
-                                   repeats=reps)
-      hf = timing.median_seconds(lambda: _hf_generate(hf_model, tokens, length), repeats=reps)
-      n = batch * length
-      details["tokens_per_s"][f"b{batch}_l{length}"] = {"ours": n / ours, "hf": n / hf}
-      goal = 3.0 if (full and batch == 32) else None
-      figures.append(report.Figure(
-          "decode", f"cached greedy, batch {batch}, {length} tokens", n / ours,
-          "HF generate", n / hf, unit="tok/s", goal=goal, note=size))
-      if length == s["lengths"][0]:
-        # No-cache costs O(length^2) decoder passes (minutes at 64 tokens, batch 32 on a CPU),
-        # so it is measured at the shortest length only, where it is the most favourable to it.
-        nocache = timing.median_seconds(
-            lambda: fns["no_cache"](params, tokens, max_len=length), repeats=1)
-        details["tokens_per_s"][f"b{batch}_l{length}"]["no_cache"] = n / nocache
-        figures.append(report.Figure(
-            "decode", f"cached greedy, batch {batch}, {length} tokens", n / ours,
-            "our no-cache decode", n / nocache, unit="tok/s", note=size))
-    ours_tokens = np.asarray(fns["greedy"](params, tokens, max_len=s["lengths"][-1]))
-    hf_tokens = _hf_generate(hf_model, tokens, s["lengths"][-1]).numpy()[:, 1:]
-    agree.append(float(np.mean(ours_tokens == hf_tokens)))
-  details["greedy_token_agreement_with_hf"] = agree
+  def greedy(tokens, n):
+    return fns["greedy"](params, tokens, max_len=n)
+
+  inputs = {batch: tokens_for(batch) for batch in s["batches"]}
+  figures, details = decode_vs_hf.greedy_against_hf(
+      "decode", greedy, lambda tokens, n: _hf_generate(hf_model, tokens, n), inputs,
+      s["lengths"], repeats=reps, note=size, goals={32: 3.0} if full else None)
+  details["sizes"] = s
+
+  # No-cache costs O(length^2) decoder passes (minutes at 64 tokens, batch 32 on a CPU), so it is
+  # measured at the shortest length only, where it is the most favourable to it.
+  length = s["lengths"][0]
+  for batch, tokens in inputs.items():
+    n = batch * length
+    nocache = timing.median_seconds(lambda: fns["no_cache"](params, tokens, max_len=length),
+                                    repeats=1)
+    measured = details["tokens_per_s"][f"b{batch}_l{length}"]
+    measured["no_cache"] = n / nocache
+    figures.append(report.Figure(
+        "decode", f"cached greedy, batch {batch}, {length} tokens", measured["ours"],
+        "our no-cache decode", n / nocache, unit="tok/s", note=size))
 
   beams = 4
-  length = s["lengths"][0]
   for batch in s["beam_batches"]:
     tokens = tokens_for(batch)
     ours = timing.median_seconds(
@@ -158,18 +152,11 @@ def run(full: bool = False) -> report.Result:
         "decode", f"beam {beams}, batch {batch}, {length} tokens", n / ours, "HF generate",
         n / hf, unit="tok/s", note=size))
 
-  # Time per token after the encoder, short vs long output (same batch): flat = ratio near 1.
-  batch = s["batches"][-1]
-  tokens = tokens_for(batch)
-  per_token = timing.seconds_per_token(
-      lambda n: fns["greedy"](params, tokens, max_len=n),
-      lambda n: fns["encode"](params, tokens, max_len=n), s["flat_lengths"], repeats=reps)
-  short, long = s["flat_lengths"]
-  details["seconds_per_token"] = per_token
-  figures.append(report.Figure(
-      "decode", f"s/token at {long} tokens, batch {batch}", per_token[long],
-      f"s/token at {short} tokens", per_token[short], unit="s", goal=1.2 if full else None,
-      lower_is_better=True, note="cached greedy, encoder time subtracted"))
+  figure, details["seconds_per_token"] = decode_vs_hf.flat_per_token(
+      "decode", greedy, lambda tokens, n: fns["encode"](params, tokens, max_len=n),
+      tokens_for(s["batches"][-1]), s["flat_lengths"], repeats=reps,
+      goal=1.2 if full else None, setup_name="encoder")
+  figures.append(figure)
   details["torch_threads"] = _torch_threads()
   return report.Result("decode", figures, details)
 

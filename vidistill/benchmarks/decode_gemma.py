@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vidistill.benchmarks import decode_vs_hf
 from vidistill.benchmarks import report
-from vidistill.benchmarks import timing
 from vidistill.convert import paligemma as convert
 from vidistill.models import decoding
 from vidistill.models import gemma
@@ -93,56 +93,39 @@ def make_decoders(config: gemma.GemmaConfig):
           "prefill": jax.jit(prefill, static_argnames=static)}
 
 
-def _hf_generate(hf_model, prompt: np.ndarray, length: int):
+def _hf_generate(hf_model, prompt: np.ndarray, length: int) -> np.ndarray:
+  """HF's answer tokens [B, length] after the prompt and the start token."""
   import torch  # pylint: disable=g-import-not-at-top
   ids = torch.tensor(np.concatenate([prompt, np.full((len(prompt), 1), START)], 1),
                      dtype=torch.long)
   with torch.inference_mode():
     out = hf_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                             max_new_tokens=length, min_new_tokens=length, do_sample=False)
-  return out[:, ids.shape[1]:]
+  return out[:, ids.shape[1]:].numpy()
 
 
 def run(full: bool = False) -> report.Result:
   s = SIZES["full" if full else "short"]
-  hf_model = make_hf_model(s["hf"])
-  config, params = import_weights(hf_model)
-  fns = make_decoders(config)
-  rng = np.random.default_rng(0)
-  reps = s["repeats"]
-  figures, details = [], {"sizes": s, "tokens_per_s": {}}
-  size = (f"Gemma d{config.width} L{config.depth} H{config.num_heads}/KV{config.num_kv_heads} "
-          f"V{config.vocab_size}, prompt {s['prompt_len']}")
+  hf_model, params, fns = decode_vs_hf.hf_and_ours(s["hf"], make_hf_model, import_weights,
+                                                   make_decoders)
+  rng, reps = np.random.default_rng(0), s["repeats"]
+  hf = s["hf"]
+  size = (f"Gemma d{hf['hidden_size']} L{hf['num_hidden_layers']} H{hf['num_attention_heads']}"
+          f"/KV{hf['num_key_value_heads']} V{hf['vocab_size']}, prompt {s['prompt_len']}")
 
   def prompt_for(batch):
-    return rng.integers(3, s["hf"]["vocab_size"], (batch, s["prompt_len"]), dtype=np.int32)
+    return rng.integers(3, hf["vocab_size"], (batch, s["prompt_len"]), dtype=np.int32)
 
-  agree = []
-  for batch in s["batches"]:
-    prompt = prompt_for(batch)
-    for length in s["lengths"]:
-      ours = timing.median_seconds(lambda: fns["greedy"](params, prompt, max_len=length),
-                                   repeats=reps)
-      hf = timing.median_seconds(lambda: _hf_generate(hf_model, prompt, length), repeats=reps)
-      n = batch * length
-      details["tokens_per_s"][f"b{batch}_l{length}"] = {"ours": n / ours, "hf": n / hf}
-      figures.append(report.Figure(
-          "decode_gemma", f"cached greedy, batch {batch}, {length} tokens", n / ours,
-          "HF generate", n / hf, unit="tok/s", note=size))
-    length = s["lengths"][-1]
-    ours_tokens = np.asarray(fns["greedy"](params, prompt, max_len=length))
-    agree.append(float(np.mean(ours_tokens == _hf_generate(hf_model, prompt, length).numpy())))
-  details["greedy_token_agreement_with_hf"] = agree
+  def greedy(prompt, n):
+    return fns["greedy"](params, prompt, max_len=n)
 
-  batch = s["batches"][-1]
-  prompt = prompt_for(batch)
-  per_token = timing.seconds_per_token(
-      lambda n: fns["greedy"](params, prompt, max_len=n),
-      lambda n: fns["prefill"](params, prompt, max_len=n), s["flat_lengths"], repeats=reps)
-  short, long = s["flat_lengths"]
-  details["seconds_per_token"] = per_token
-  figures.append(report.Figure(
-      "decode_gemma", f"s/token at {long} tokens, batch {batch}", per_token[long],
-      f"s/token at {short} tokens", per_token[short], unit="s", goal=1.2 if full else None,
-      lower_is_better=True, note="cached greedy, prefill time subtracted"))
-  return report.Result("decode_gemma", figures, details)
+  figures, details = decode_vs_hf.greedy_against_hf(
+      "decode_gemma", greedy, lambda prompt, n: _hf_generate(hf_model, prompt, n),
+      {batch: prompt_for(batch) for batch in s["batches"]}, s["lengths"], repeats=reps,
+      note=size)
+  figure, details["seconds_per_token"] = decode_vs_hf.flat_per_token(
+      "decode_gemma", greedy, lambda prompt, n: fns["prefill"](params, prompt, max_len=n),
+      prompt_for(s["batches"][-1]), s["flat_lengths"], repeats=reps,
+      goal=1.2 if full else None, setup_name="prefill")
+  details["sizes"] = s
+  return report.Result("decode_gemma", figures + [figure], details)
