@@ -33,7 +33,8 @@ import jax.numpy as jnp
 from vidistill.config_args import ConfigError
 from vidistill.models import gemma_layers as layers
 from vidistill.models import layer_stack
-from vidistill.models.layers import constrain, partitioned
+from vidistill.models import lm_config
+from vidistill.models.layers import constrain, token_embedding
 
 Array = jax.Array
 
@@ -41,15 +42,13 @@ PAD_ID, EOS_ID, BOS_ID = 0, 1, 2  # Gemma's SentencePiece ids (pad and EOS as T5
 
 
 @dataclasses.dataclass(frozen=True)
-class GemmaConfig:
-  """Hyper-parameters of one Gemma (names as big_vision's `gemma.get_config`)."""
-  vocab_size: int = 256_000
+class GemmaConfig(lm_config.LMConfig):
+  """Hyper-parameters of one Gemma (names as big_vision's `gemma.get_config`); vocab_size,
+  num_heads, head_dim, mlp_dim, dtypes, remat_policy and scan_layers: lm_config.LMConfig (with
+  scan_layers the KV cache is stacked on axis 1)."""
   width: int = 2048
   depth: int = 18
-  mlp_dim: int = 16_384
-  num_heads: int = 8
   num_kv_heads: int = 1
-  head_dim: int = 256
   norm_eps: float = 1e-6
   rope_base: float = 10_000.0
   # Queries are scaled by query_pre_attn_scalar ** -0.5; None = head_dim (Gemma 1, Gemma 2 2B/9B).
@@ -58,24 +57,14 @@ class GemmaConfig:
   final_logits_softcap: float | None = None  # Gemma 2: 30
   post_norms: bool = False  # Gemma 2: norms after attention and MLP too
   sliding_window: int | None = None  # Gemma 2: 4096, on layers 0, 2, 4, ...
-  dtype: Any = jnp.float32  # compute dtype
-  param_dtype: Any = jnp.float32
-  remat_policy: str = "none"  # one of layer_stack.REMAT_POLICIES
-  # nn.scan over the layers: parameters `layers/...` with a leading layer axis (big_vision's
-  # scanned layout), compiled once; the KV cache is then stacked on axis 1.
-  scan_layers: bool = False
+
+  positive = lm_config.LMConfig.positive + ("width", "depth", "num_kv_heads")
 
   def __post_init__(self):
-    object.__setattr__(self, "dtype", jnp.dtype(self.dtype))
-    object.__setattr__(self, "param_dtype", jnp.dtype(self.param_dtype))
-    for name in ("vocab_size", "width", "depth", "mlp_dim", "num_heads", "num_kv_heads",
-                 "head_dim"):
-      if getattr(self, name) <= 0:
-        raise ConfigError(f"GemmaConfig.{name}={getattr(self, name)} must be positive")
+    super().__post_init__()
     if self.num_heads % self.num_kv_heads:
       raise ConfigError(f"GemmaConfig.num_heads={self.num_heads} must be a multiple of "
                         f"num_kv_heads={self.num_kv_heads}")
-    layer_stack.check_policy(self.remat_policy, "GemmaConfig.remat_policy")
 
   @property
   def query_scale_dim(self) -> float:
@@ -90,8 +79,8 @@ _GEMMA2 = dict(attn_logits_softcap=50.0, final_logits_softcap=30.0, post_norms=T
 
 
 def _size(width, depth, mlp, heads, kv_heads, head_dim, **kw):
-  return dict(width=width, depth=depth, mlp_dim=mlp, num_heads=heads, num_kv_heads=kv_heads,
-              head_dim=head_dim, **kw)
+  return {"vocab_size": 256_000, "width": width, "depth": depth, "mlp_dim": mlp,
+          "num_heads": heads, "num_kv_heads": kv_heads, "head_dim": head_dim, **kw}
 
 
 # width, depth, mlp_dim, num_heads, num_kv_heads, head_dim. Sources: the released config.json of
@@ -117,14 +106,7 @@ PALIGEMMA_VOCAB_SIZE = 257_152
 
 def decode_variant(variant: str, **overrides: Any) -> GemmaConfig:
   """`"gemma2_2b"` (any name in SIZES) -> GemmaConfig; `overrides` replace fields."""
-  if variant not in SIZES:
-    raise ConfigError(f"unknown Gemma size {variant!r}; known: {sorted(SIZES)}")
-  fields = {f.name for f in dataclasses.fields(GemmaConfig)}
-  unknown = sorted(set(overrides) - fields)
-  if unknown:
-    raise ConfigError(f"decode_variant({variant!r}): unknown GemmaConfig fields {unknown}; "
-                      f"known: {sorted(fields)}")
-  return GemmaConfig(**{**SIZES[variant], **overrides})
+  return lm_config.decode_variant(GemmaConfig, SIZES, variant, overrides, family="Gemma")
 
 
 def prefix_lm_mask(q_pos: Array, k_pos: Array, k_valid: Array, q_prefix: Array, k_prefix: Array,
@@ -152,10 +134,7 @@ class Gemma(nn.Module):
 
   def setup(self):
     cfg = self.config
-    self.embedder = nn.Embed(
-        cfg.vocab_size, cfg.width, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
-        embedding_init=partitioned(nn.initializers.normal(stddev=1.0), ("vocab", "embed")),
-        name="embedder")
+    self.embedder = token_embedding(cfg, cfg.width, name="embedder")
     if cfg.scan_layers:
       b = nn.broadcast  # per layer: the local/global flag (axis 0) and the cache (axis 1)
       self.layers = layer_stack.scanned(layers.Block, cfg.depth, cfg.remat_policy,

@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vidistill.models.layers import constrain, partitioned
+from vidistill.models.layers import constrain, partitioned, write_kv_cache
 
 Array = jax.Array
 Dtype = Any
@@ -120,11 +120,7 @@ class Attention(nn.Module):
         self.query_pre_attn_scalar ** -0.5, self.dtype)
     keys = apply_rope(keys, positions, self.rope_base)
     if cache is not None:
-      at = (0, index, 0, 0)
-      keys = jax.lax.dynamic_update_slice(cache["key"], keys.astype(cache["key"].dtype), at)
-      values = jax.lax.dynamic_update_slice(cache["value"], values.astype(cache["value"].dtype),
-                                            at)
-      cache = {"key": keys, "value": values}
+      keys, values, cache = write_kv_cache(cache, keys, values, index)
     b, t = q.shape[:2]
     q = q.reshape(b, t, k, n // k, h)
     logits = jnp.einsum("BTKGH,BSKH->BKGTS", q, keys.astype(self.dtype))

@@ -1,4 +1,5 @@
-"""Layers shared by every model: logically partitioned initialisers and a multi-axis projection.
+"""Layers shared by every model: logically partitioned initialisers, a multi-axis projection and
+the KV cache write of the decoders.
 
 Every parameter carries logical axis names (`embed`, `mlp`, `heads`, `kv`, ...) and key
 activations are constrained by name; vidistill/parallel/partitioning.py maps the names to mesh
@@ -56,3 +57,21 @@ class Projection(nn.Module):
                         tuple(self.features), self.param_dtype)
       y = y + jnp.asarray(bias, self.dtype)
     return y
+
+
+def write_kv_cache(cache: dict[str, Array], keys: Array, values: Array, index: Array
+                   ) -> tuple[Array, Array, dict[str, Array]]:
+  """New `keys`, `values` `[B, T, K, H]` written into the cache's `[B, S, K, H]` slots from
+  position `index`: -> (all keys, all values, the new cache), in the cache's dtype."""
+  at = (0, index, 0, 0)
+  keys = jax.lax.dynamic_update_slice(cache["key"], keys.astype(cache["key"].dtype), at)
+  values = jax.lax.dynamic_update_slice(cache["value"], values.astype(cache["value"].dtype), at)
+  return keys, values, {"key": keys, "value": values}
+
+
+def token_embedding(config: Any, width: int, **kw: Any) -> nn.Embed:
+  """The `[vocab, embed]` token table of a language model config (t5.T5Config,
+  gemma.GemmaConfig), initialised N(0, 1) as t5x and big_vision do."""
+  return nn.Embed(
+      config.vocab_size, width, dtype=config.dtype, param_dtype=config.param_dtype,
+      embedding_init=partitioned(nn.initializers.normal(stddev=1.0), ("vocab", "embed")), **kw)

@@ -33,7 +33,6 @@ import jax.numpy as jnp
 
 from vidistill.models import gemma as gemma_lib
 from vidistill.models import vlm
-from vidistill.models.layers import partitioned
 
 Array = jax.Array
 
@@ -55,11 +54,7 @@ class PaliGemmaModule(nn.Module):
 
   def setup(self):
     cfg = self.gemma_config
-    # Input axis unnamed: "embed" twice on one kernel is rejected by flax (as in vlm.py).
-    self.visual_projection = nn.Dense(
-        cfg.width, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
-        kernel_init=partitioned(nn.initializers.lecun_normal(), (None, "embed")),
-        bias_init=partitioned(nn.initializers.zeros, ("embed",)))
+    self.visual_projection = vlm.visual_projection(cfg.width, cfg)
     self.llm = gemma_lib.Gemma(cfg)
 
   def prompt_ids(self, prompt_tokens: Array) -> Array:

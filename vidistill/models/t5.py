@@ -25,8 +25,9 @@ import jax.numpy as jnp
 
 from vidistill.config_args import ConfigError
 from vidistill.models import layer_stack
+from vidistill.models import lm_config
 from vidistill.models import t5_layers as layers
-from vidistill.models.layers import constrain, partitioned
+from vidistill.models.layers import constrain, partitioned, token_embedding
 
 Array = jax.Array
 
@@ -34,17 +35,11 @@ PAD_ID = 0
 EOS_ID = 1
 START_ID = 0  # T5 starts decoding from the pad id
 
-REMAT_POLICIES = layer_stack.REMAT_POLICIES
-
-
 @dataclasses.dataclass(frozen=True)
-class T5Config:
-  """Hyper-parameters of one T5 (field names as t5x's `network.T5Config`)."""
-  vocab_size: int = 32128
+class T5Config(lm_config.LMConfig):
+  """Hyper-parameters of one T5 (field names as t5x's `network.T5Config`); vocab_size, num_heads,
+  head_dim, mlp_dim, dtypes, remat_policy and scan_layers: lm_config.LMConfig."""
   emb_dim: int = 512
-  num_heads: int = 8
-  head_dim: int = 64
-  mlp_dim: int = 2048
   num_encoder_layers: int = 6
   num_decoder_layers: int = 6
   # ("relu",): T5 v1.0; ("gelu", "linear"): v1.1 / Flan-T5 gated GELU; ("silu", "linear"): UL2.
@@ -58,28 +53,17 @@ class T5Config:
   relpos_max_distance: int = 128
   layer_norm_epsilon: float = 1e-6
   dropout_rate: float = 0.0
-  dtype: Any = jnp.float32  # compute dtype
-  param_dtype: Any = jnp.float32
-  remat_policy: str = "none"  # one of REMAT_POLICIES: rematerialise each layer in the backward
-  # nn.scan over the layers: parameters `encoder/layers/...`, `decoder/layers/...` with a leading
-  # layer axis (t5x's scanned layout; layer_stack.stack_layers converts), compiled once.
-  scan_layers: bool = False
+
+  positive = lm_config.LMConfig.positive + ("emb_dim", "relpos_num_buckets",
+                                            "relpos_max_distance")
 
   def __post_init__(self):
-    object.__setattr__(self, "dtype", jnp.dtype(self.dtype))
-    object.__setattr__(self, "param_dtype", jnp.dtype(self.param_dtype))
+    super().__post_init__()
     object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
     for act in self.mlp_activations:
       if act not in layers.ACTIVATIONS:
         raise ConfigError(f"T5Config.mlp_activations: unknown activation {act!r}; known: "
                           f"{sorted(layers.ACTIVATIONS)}")
-    if self.remat_policy not in REMAT_POLICIES:
-      raise ConfigError(f"T5Config.remat_policy={self.remat_policy!r} is not one of "
-                        f"{sorted(REMAT_POLICIES)}")
-    for name in ("vocab_size", "emb_dim", "num_heads", "head_dim", "mlp_dim",
-                 "relpos_num_buckets", "relpos_max_distance"):
-      if getattr(self, name) <= 0:
-        raise ConfigError(f"T5Config.{name}={getattr(self, name)} must be positive")
 
   @property
   def logits_scaled(self) -> bool:
@@ -92,8 +76,8 @@ _UL2 = dict(mlp_activations=("silu", "linear"), logits_via_embedding=False)
 
 
 def _size(emb, heads, head_dim, mlp, enc, dec, style, **kw):
-  return dict(emb_dim=emb, num_heads=heads, head_dim=head_dim, mlp_dim=mlp,
-              num_encoder_layers=enc, num_decoder_layers=dec, **style, **kw)
+  return {"vocab_size": 32128, "emb_dim": emb, "num_heads": heads, "head_dim": head_dim,
+          "mlp_dim": mlp, "num_encoder_layers": enc, "num_decoder_layers": dec, **style, **kw}
 
 
 # emb_dim, num_heads, head_dim, mlp_dim, encoder layers, decoder layers. Sources: the released
@@ -127,15 +111,8 @@ ALIASES = {"small": "t5_1_1_small", "base": "t5_1_1_base", "large": "t5_1_1_larg
 
 def decode_variant(variant: str, **overrides: Any) -> T5Config:
   """`"base"` (or any name in SIZES / ALIASES) -> T5Config; `overrides` replace fields."""
-  name = ALIASES.get(variant, variant)
-  if name not in SIZES:
-    raise ConfigError(f"unknown T5 size {variant!r}; known: {sorted(SIZES) + sorted(ALIASES)}")
-  fields = {f.name for f in dataclasses.fields(T5Config)}
-  unknown = sorted(set(overrides) - fields)
-  if unknown:
-    raise ConfigError(f"decode_variant({variant!r}): unknown T5Config fields {unknown}; "
-                      f"known: {sorted(fields)}")
-  return T5Config(**{**SIZES[name], **overrides})
+  return lm_config.decode_variant(T5Config, SIZES, variant, overrides, family="T5",
+                                  aliases=ALIASES)
 
 
 def shift_right(tokens: Array, start_id: int = START_ID) -> Array:
@@ -262,9 +239,7 @@ class T5(nn.Module):
 
   def setup(self):
     cfg = self.config
-    self.token_embedder = nn.Embed(
-        cfg.vocab_size, cfg.emb_dim, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
-        embedding_init=partitioned(nn.initializers.normal(stddev=1.0), ("vocab", "embed")))
+    self.token_embedder = token_embedding(cfg, cfg.emb_dim)
     self.encoder = Encoder(cfg)
     self.decoder = Decoder(cfg, shared_embedding=self.token_embedder)
 

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vidistill.models.layers import Projection, constrain, partitioned
+from vidistill.models.layers import Projection, constrain, partitioned, write_kv_cache
 
 Array = jax.Array
 Dtype = Any
@@ -267,11 +267,7 @@ class DecoderLayer(nn.Module):
     x = self.pre_self_attention_layer_norm(y)
     keys, values = self.self_attention.project_kv(x)
     if cache is not None:
-      index = (0, step, 0, 0)
-      keys = jax.lax.dynamic_update_slice(cache["key"], keys.astype(cache["key"].dtype), index)
-      values = jax.lax.dynamic_update_slice(cache["value"], values.astype(cache["value"].dtype),
-                                            index)
-      cache = {"key": keys, "value": values}
+      keys, values, cache = write_kv_cache(cache, keys, values, step)
     x = self.self_attention(x, keys, values, self_mask, self_bias, deterministic)
     y = y + self.drop(x, deterministic=deterministic)
     x = self.pre_cross_attention_layer_norm(y)
