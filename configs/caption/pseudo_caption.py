@@ -70,7 +70,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       method="sample" if arg.samples > 1 else "greedy",  # "greedy", "beam" or "sample".
       max_decode_len=v["max_decode_len"],  # Most tokens in a caption.
       beam_size=4,                      # beam: beams kept.
-      length_penalty=0.6,               # beam: score / ((5 + len) / 6) ** alpha (GNMT).
+      length_penalty=0.6,               # beam: score / ((5 + len) / 6) ** this (GNMT alpha).
       temperature=1.0,                  # sample: logits / temperature.
       top_k=0,                          # sample: keep the k most likely tokens (0 = all).
       top_p=1.0,                        # sample: nucleus mass kept (1.0 = all).

@@ -21,7 +21,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       method="greedy",                  # "greedy" or "beam": evaluation decodes deterministically.
       max_decode_len=32 if arg.variant != "paper" else 64,  # Most tokens in a caption.
       beam_size=4,                      # beam: beams kept.
-      length_penalty=0.6,               # beam: score / ((5 + len) / 6) ** alpha (GNMT).
+      length_penalty=0.6,               # beam: score / ((5 + len) / 6) ** this (GNMT alpha).
   ))
   d = arg.data
   # Options of every captioning entry (vidistill/eval/evaluators/captioning.py):

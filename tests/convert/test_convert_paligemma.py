@@ -82,7 +82,8 @@ def test_greedy_decoding_matches_hf_generate(saved):
   model, params = _load(directory)
   batch = pt.batch()
   with jax.default_matmul_precision("highest"):
-    tokens, _ = model.predict_batch(params, batch, vlm.DecodeConfig(method="greedy", max_len=14))
+    tokens, _ = model.predict_batch(params, batch,
+                                    vlm.DecodeConfig(method="greedy", max_decode_len=14))
   for b in range(2):
     want = pt.hf_greedy(hf, batch, b, max_new_tokens=14)
     got = [int(t) for t in np.asarray(tokens[b])][:len(want)]

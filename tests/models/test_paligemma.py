@@ -63,7 +63,7 @@ def _full_recompute(model, params, batch):
 def test_cached_decoding_equals_full_recompute(model_and_params, method):
   model, params = model_and_params
   batch = _batch()
-  cfg = vlm.DecodeConfig(method=method, max_len=6, beam_size=3)
+  cfg = vlm.DecodeConfig(method=method, max_decode_len=6, beam_size=3)
   tokens, aux = model.predict_batch(params, batch, cfg)
   ref = _full_recompute(model, params, batch)
   if method == "greedy":
@@ -95,7 +95,7 @@ def test_scores_equal_teacher_forced_log_likelihood(model_and_params):
 def test_greedy_score_is_the_log_likelihood_of_its_tokens(model_and_params):
   model, params = model_and_params
   batch = _batch()
-  tokens, aux = model.predict_batch(params, batch, vlm.DecodeConfig(max_len=6))
+  tokens, aux = model.predict_batch(params, batch, vlm.DecodeConfig(max_decode_len=6))
   scores, _ = model.score_batch(params, dict(batch, target_tokens=np.asarray(tokens)))
   np.testing.assert_allclose(aux["scores"][:, 0], scores, atol=1e-4)
 
@@ -127,7 +127,7 @@ def test_image_checkpoint_is_the_video_model_at_init(model_and_params):
 
 def test_sampling_is_a_function_of_the_seed(model_and_params):
   model, params = model_and_params
-  cfg = vlm.DecodeConfig(method="sample", max_len=6, num_decodes=2, temperature=1.0)
+  cfg = vlm.DecodeConfig(method="sample", max_decode_len=6, num_samples=2, temperature=1.0)
   a = model.predict_batch(params, _batch(), cfg, rng=jax.random.key(3))[1]["all_tokens"]
   b = model.predict_batch(params, _batch(), cfg, rng=jax.random.key(3))[1]["all_tokens"]
   np.testing.assert_array_equal(a, b)

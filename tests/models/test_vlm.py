@@ -99,7 +99,7 @@ def test_loss_is_token_cross_entropy_over_targets_with_prefix_mask(setup):
 def test_greedy_prediction_equals_full_recompute_and_scores(setup):
   model, _, params = setup
   batch = _batch(1)
-  decode = vlm.DecodeConfig("greedy", max_len=5)
+  decode = vlm.DecodeConfig("greedy", max_decode_len=5)
   tokens, aux = model.predict_batch(params, batch, decode)
   assert tokens.shape == (4, 5) and aux["all_tokens"].shape == (4, 1, 5)
   # Reference: re-run the whole model on the prefix so far, take the argmax (stop at EOS).
@@ -132,12 +132,12 @@ def test_greedy_prediction_equals_full_recompute_and_scores(setup):
 def test_beam_and_sampling(setup):
   model, _, params = setup
   batch = _batch(2)
-  tokens, aux = model.predict_batch(params, batch, vlm.DecodeConfig("beam", max_len=5,
-                                                                    beam_size=3))
+  tokens, aux = model.predict_batch(params, batch,
+                                    vlm.DecodeConfig("beam", max_decode_len=5, beam_size=3))
   assert aux["all_tokens"].shape == (4, 3, 5)
   np.testing.assert_array_equal(tokens, aux["all_tokens"][:, 0])
   assert np.all(np.diff(np.asarray(aux["scores"]), axis=1) <= 0)
-  decode = vlm.DecodeConfig("sample", max_len=5, num_decodes=2, temperature=0.8, top_p=0.9)
+  decode = vlm.DecodeConfig("sample", max_decode_len=5, num_samples=2, temperature=0.8, top_p=0.9)
   a, aux_a = model.predict_batch(params, batch, decode, rng=jax.random.key(0))
   b, _ = model.predict_batch(params, batch, decode, rng=jax.random.key(0))
   np.testing.assert_array_equal(a, b)
@@ -150,7 +150,7 @@ def test_decode_config_errors():
   with pytest.raises(ConfigError, match="method='nucleus'"):
     vlm.DecodeConfig("nucleus")
   with pytest.raises(ConfigError, match="positive"):
-    vlm.DecodeConfig(max_len=0)
+    vlm.DecodeConfig(max_decode_len=0)
 
 
 def test_sharded_loss_on_a_fake_mesh(setup):

@@ -14,9 +14,9 @@ def test_an_empty_block_gives_decode_configs_own_defaults():
 def test_block_names_map_onto_fields_and_samples_only_when_sampling():
   settings = {"method": "sample", "max_decode_len": "16", "length_penalty": 0.5, "top_k": 3}
   got = vlm_text.decode_config(settings, num_samples=4)
-  assert got == dataclasses.replace(vlm.DecodeConfig(), method="sample", max_len=16, alpha=0.5,
-                                    top_k=3, num_decodes=4)
-  assert vlm_text.decode_config({"method": "beam"}, num_samples=4).num_decodes == 1
+  assert got == dataclasses.replace(vlm.DecodeConfig(), method="sample", max_decode_len=16,
+                                    length_penalty=0.5, top_k=3, num_samples=4)
+  assert vlm_text.decode_config({"method": "beam"}, num_samples=4).num_samples == 1
 
 
 def test_unknown_settings_are_named():

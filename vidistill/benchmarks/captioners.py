@@ -28,7 +28,7 @@ class TinyVLMCaptioner:
     self.params = mfu.init_params(self.model, jax.tree.map(jnp.asarray,
                                                            mfu.example_batch("vlm", s, seed)))
     self.prompt_len = s["prompt"]
-    self.decode = vlm.DecodeConfig(method="greedy", max_len=max_len)
+    self.decode = vlm.DecodeConfig(method="greedy", max_decode_len=max_len)
     self.name = f"tiny-vlm-{size}"
     self.decode_settings = {"method": "greedy", "max_decode_len": max_len}
 

@@ -41,6 +41,18 @@ def video_to_float(video: Array) -> Array:
   return jnp.asarray(video, jnp.float32)
 
 
+def visual_projection(width: int, config: Any) -> nn.Dense:
+  """Vision tokens `[B, N, D_vit]` -> the language model's `[B, N, width]` (its config's dtypes).
+
+  The input axis (vision width) is left unnamed: naming it "embed" as well would put the same
+  logical axis twice on one kernel, which flax rejects.
+  """
+  return nn.Dense(
+      width, dtype=config.dtype, param_dtype=config.param_dtype,
+      kernel_init=partitioned(nn.initializers.lecun_normal(), (None, "embed")),
+      bias_init=partitioned(nn.initializers.zeros, ("embed",)))
+
+
 class VideoLanguageModule(nn.Module):
   """The flax module. `video_encoder` maps `(video, train=) -> (tokens [B, N, D_vit], aux)`."""
   video_encoder: nn.Module
@@ -48,12 +60,7 @@ class VideoLanguageModule(nn.Module):
 
   def setup(self):
     cfg = self.t5_config
-    # The input axis (vision width) is left unnamed: naming it "embed" as well would put the same
-    # logical axis twice on one kernel, which flax rejects.
-    self.visual_projection = nn.Dense(
-        cfg.emb_dim, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
-        kernel_init=partitioned(nn.initializers.lecun_normal(), (None, "embed")),
-        bias_init=partitioned(nn.initializers.zeros, ("embed",)))
+    self.visual_projection = visual_projection(cfg.emb_dim, cfg)
     self.t5 = t5_lib.T5(cfg)
 
   def encode(self, video: Array, prompt_tokens: Array, *, train: bool = False
@@ -86,18 +93,18 @@ class VideoLanguageModule(nn.Module):
 class DecodeConfig:
   """How `predict_batch` decodes (hashable: one compiled function per config and shape)."""
   method: str = "greedy"  # greedy | beam | sample
-  max_len: int = 32  # answer tokens, EOS included
+  max_decode_len: int = 32  # answer tokens, EOS included
   beam_size: int = 4  # beam
-  alpha: float = 0.6  # beam: length penalty ((5 + len) / 6) ** alpha
+  length_penalty: float = 0.6  # beam: scores divided by ((5 + len) / 6) ** length_penalty
   temperature: float = 1.0  # sample (0 = greedy)
   top_k: int = 0  # sample: keep the k most likely tokens (0 = all)
   top_p: float = 1.0  # sample: nucleus mass (1 = all)
-  num_decodes: int = 1  # sample: samples per example
+  num_samples: int = 1  # sample: samples per example
 
   def __post_init__(self):
     if self.method not in ("greedy", "beam", "sample"):
       raise ConfigError(f"DecodeConfig.method={self.method!r} is not one of greedy/beam/sample")
-    if self.max_len <= 0 or self.beam_size <= 0 or self.num_decodes <= 0:
+    if self.max_decode_len <= 0 or self.beam_size <= 0 or self.num_samples <= 0:
       raise ConfigError(f"DecodeConfig sizes must be positive: {self}")
 
 
@@ -140,9 +147,9 @@ class VideoLanguageModel:
 
   def predict_batch(self, params: Any, batch: Batch, decode: DecodeConfig = DecodeConfig(), *,
                     rng: Array | None = None) -> tuple[Array, dict[str, Array]]:
-    """Decodes answers: `(tokens [B, max_len] int32, aux)`, the best hypothesis per example.
+    """Decodes answers: `(tokens [B, max_decode_len] int32, aux)`, the best hypothesis per example.
 
-    aux: "all_tokens" [B, K, max_len] (K = beam_size, num_decodes, or 1), "scores" [B, K]
+    aux: "all_tokens" [B, K, max_decode_len] (K = beam_size, num_samples, or 1), "scores" [B, K]
     (beam: length-normalised log-likelihood, best first; sample/greedy: log-likelihood).
     Sampling needs `rng`.
     """
@@ -152,24 +159,24 @@ class VideoLanguageModel:
   def _predict_impl(self, params, batch, rng, *, decode: DecodeConfig):
     encoded, mask = self._encode(params, batch)
     batch_size = encoded.shape[0]
-    cache, static = self.module.apply({"params": params}, encoded, mask, decode.max_len,
+    cache, static = self.module.apply({"params": params}, encoded, mask, decode.max_decode_len,
                                       method="init_cache")
 
     def tokens_to_logits(state: decoding.DecodingState):
       return self.module.apply({"params": params}, state.cur_token, state.cache, state.static,
                                state.step, method="decode_step")
 
-    common = dict(batch_size=batch_size, max_len=decode.max_len, cache=cache, static=static,
-                  start_id=self.start_id)
+    common = dict(batch_size=batch_size, max_len=decode.max_decode_len, cache=cache,
+                  static=static, start_id=self.start_id)
     if decode.method == "beam":
       tokens, scores = decoding.beam_search(tokens_to_logits, beam_size=decode.beam_size,
-                                            alpha=decode.alpha, **common)
+                                            alpha=decode.length_penalty, **common)
     else:
       greedy = decode.method == "greedy"
       tokens, scores = decoding.sample(
           tokens_to_logits, rng=rng, temperature=0.0 if greedy else decode.temperature,
           top_k=decode.top_k, top_p=decode.top_p,
-          num_decodes=1 if greedy else decode.num_decodes, **common)
+          num_decodes=1 if greedy else decode.num_samples, **common)
       order = jnp.argsort(-scores, axis=1)  # best sample first
       tokens = jnp.take_along_axis(tokens, order[:, :, None], axis=1)
       scores = jnp.take_along_axis(scores, order, axis=1)

@@ -17,26 +17,22 @@ from vidistill.models import dual_encoder_model
 from vidistill.models import vlm
 
 
-# A config's `decode` block names -> vlm.DecodeConfig fields; the defaults are DecodeConfig's.
-_DECODE_SETTINGS = {"method": "method", "max_decode_len": "max_len", "beam_size": "beam_size",
-                    "length_penalty": "alpha", "temperature": "temperature", "top_k": "top_k",
-                    "top_p": "top_p"}
-
-
 def decode_config(settings: Mapping[str, Any], num_samples: int = 1) -> vlm.DecodeConfig:
   """A config's `decode` block (configs/caption, configs/eval) -> vlm.DecodeConfig.
 
-  Keys the block leaves out keep DecodeConfig's defaults; an unknown key is an error.
+  The block's keys are DecodeConfig's field names (num_samples aside: the caption job's
+  `config.num_samples`, used when the method samples); keys it leaves out keep DecodeConfig's
+  defaults, an unknown key is an error naming it and the known ones.
   """
-  unknown = sorted(set(settings) - set(_DECODE_SETTINGS))
+  fields = {f.name: f for f in dataclasses.fields(vlm.DecodeConfig) if f.name != "num_samples"}
+  unknown = sorted(set(settings) - set(fields))
   if unknown:
     raise ConfigError(f"decode settings {unknown} are not known; expected some of "
-                      f"{sorted(_DECODE_SETTINGS)}")
-  cast = {f.name: {"str": str, "int": int, "float": float}[f.type]
-          for f in dataclasses.fields(vlm.DecodeConfig)}
-  kwargs = {_DECODE_SETTINGS[k]: cast[_DECODE_SETTINGS[k]](v) for k, v in settings.items()}
+                      f"{sorted(fields)}")
+  cast = {"str": str, "int": int, "float": float}
+  kwargs = {k: cast[fields[k].type](v) for k, v in settings.items()}
   if kwargs.get("method", "greedy") == "sample":
-    kwargs["num_decodes"] = int(num_samples)
+    kwargs["num_samples"] = int(num_samples)
   return vlm.DecodeConfig(**kwargs)
 
 
