@@ -14,8 +14,8 @@ import pytest
 
 from vidistill.config_args import ConfigError
 from vidistill.models import checkpoint_params
+from vidistill.models import param_paths
 from vidistill.train import stage as train_stage
-from vidistill.train import state as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,10 +46,10 @@ def run(tmp_path_factory):
 def _params(workdir):
   directory, step = checkpoint_params._locate(workdir)  # pylint: disable=protected-access
   tree = checkpoint_params._metadata_tree(directory, step)  # pylint: disable=protected-access
-  paths = state_lib.flatten_dict(tree)
+  paths = param_paths.flatten(tree)
   template = jax.tree.map(lambda m: jax.numpy.zeros(m.shape, m.dtype), tree)
   loaded = checkpoint_params.load_params(workdir, template)
-  return {k: np.asarray(v) for k, v in state_lib.flatten_dict(loaded).items()}, paths
+  return {k: np.asarray(v) for k, v in param_paths.flatten(loaded).items()}, paths
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import optax
 import pytest
 
 from vidistill.config_args import ConfigError
+from vidistill.models import param_paths
 from vidistill.train import optim
 from vidistill.train import state as state_lib
 
@@ -40,8 +41,8 @@ def test_frozen_params_have_no_state_and_zero_updates():
 
 def _adamw_reference(params, grads, clip, wd, b1=0.9, b2=0.999, eps=1e-8):
   """One AdamW step in float64 numpy: clip over all grads, decay kernels only."""
-  flat_p = state_lib.flatten_dict(params)
-  flat_g = {k: np.asarray(v, np.float64) for k, v in state_lib.flatten_dict(grads).items()}
+  flat_p = param_paths.flatten(params)
+  flat_g = {k: np.asarray(v, np.float64) for k, v in param_paths.flatten(grads).items()}
   norm = np.sqrt(sum(np.sum(g ** 2) for g in flat_g.values()))
   scale = min(1.0, clip / norm)
   out = {}
@@ -61,7 +62,7 @@ def test_adamw_step_matches_numpy():
                                _constant, PARAMS)
   updates, _ = tx.update(GRADS, tx.init(PARAMS), PARAMS)
   want = _adamw_reference(PARAMS, GRADS, clip=0.5, wd=0.3)
-  for k, u in state_lib.flatten_dict(updates).items():
+  for k, u in param_paths.flatten(updates).items():
     np.testing.assert_allclose(np.asarray(u), want[k], rtol=1e-5, atol=1e-7, err_msg=k)
 
 
@@ -81,16 +82,16 @@ def test_sgd_momentum_and_l2_two_steps():
                                 "grad_clip_norm": 0.0, "wd_mask": [".*/scale"]}, _constant, PARAMS)
   state = tx.init(PARAMS)
   params = PARAMS
-  trace = {k: 0.0 for k in state_lib.flatten_dict(PARAMS)}
-  ref = {k: np.asarray(v, np.float64) for k, v in state_lib.flatten_dict(PARAMS).items()}
+  trace = {k: 0.0 for k in param_paths.flatten(PARAMS)}
+  ref = {k: np.asarray(v, np.float64) for k, v in param_paths.flatten(PARAMS).items()}
   for _ in range(2):
     updates, state = tx.update(GRADS, state, params)
     params = optax.apply_updates(params, updates)
-    for k, g in state_lib.flatten_dict(GRADS).items():
+    for k, g in param_paths.flatten(GRADS).items():
       g = np.asarray(g, np.float64) + (0.1 * ref[k] if k.endswith("scale") else 0.0)
       trace[k] = g + 0.5 * trace[k]
       ref[k] = ref[k] - LR * trace[k]
-  for k, p in state_lib.flatten_dict(params).items():
+  for k, p in param_paths.flatten(params).items():
     np.testing.assert_allclose(np.asarray(p), ref[k], rtol=1e-5, err_msg=k)
 
 

@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import pytest
 
 from vidistill.config_args import ConfigError
+from vidistill.models import param_paths
 from vidistill.train import state as state_lib
 
 PARAMS = {"img": {"Dense_0": {"kernel": jnp.ones((2, 3)), "bias": jnp.ones(3)}},
@@ -10,7 +11,7 @@ PARAMS = {"img": {"Dense_0": {"kernel": jnp.ones((2, 3)), "bias": jnp.ones(3)}},
 
 
 def test_path_names_are_slash_joined():
-  assert sorted(state_lib.path_names(PARAMS)) == [
+  assert sorted(param_paths.path_names(PARAMS)) == [
       "img/Dense_0/bias", "img/Dense_0/kernel", "llm/embed", "llm/layers_0/kernel"]
 
 

@@ -31,7 +31,7 @@ def main():
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
   import toy  # pylint: disable=g-import-not-at-top
   from vidistill.parallel import multihost  # pylint: disable=g-import-not-at-top
-  from vidistill.train import state as state_lib  # pylint: disable=g-import-not-at-top
+  from vidistill.models import param_paths  # pylint: disable=g-import-not-at-top
   from vidistill.train import trainer  # pylint: disable=g-import-not-at-top
 
   logging.set_verbosity(logging.INFO)
@@ -43,7 +43,7 @@ def main():
   result = trainer.train(config, args.workdir, toy.ToyModel(), data)
   params = multihost_utils.process_allgather(result.state.params, tiled=True)
   if args.process_id == 0:
-    flat = {k: np.asarray(v) for k, v in state_lib.flatten_dict(params).items()}
+    flat = {k: np.asarray(v) for k, v in param_paths.flatten(params).items()}
     np.savez(os.path.join(args.workdir, "final_params.npz"), **flat)
   print(f"DONE step={result.step} from={result.resumed_from}", flush=True)
 

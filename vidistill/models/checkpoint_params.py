@@ -16,6 +16,7 @@ from absl import logging
 from etils import epath
 
 from vidistill import fs
+from vidistill.models import param_paths
 
 SUBDIR = "checkpoints"
 COMMIT_FILE = "commit_success.txt"  # orbax's marker of a finalised step (atomicity_types).
@@ -23,22 +24,6 @@ COMMIT_FILE = "commit_success.txt"  # orbax's marker of a finalised step (atomic
 
 class CheckpointError(RuntimeError):
   """A checkpoint that cannot be found, read, or mapped onto the model."""
-
-
-def _key_name(key: Any) -> str:
-  for attr in ("key", "name", "idx"):
-    if hasattr(key, attr):
-      return str(getattr(key, attr))
-  return str(key)
-
-
-def _path_name(path: Sequence[Any]) -> str:
-  return "/".join(_key_name(k) for k in path)
-
-
-def flatten(tree: Any) -> dict[str, Any]:
-  """{"a/b/kernel": leaf} for every leaf of a pytree."""
-  return {_path_name(p): x for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
 def _locate(path: str) -> tuple[str, int]:
@@ -101,8 +86,8 @@ def check_params(path: str, params: Any, *, strict: bool = True,
   model path}); raises CheckpointError naming the missing, unknown or mis-shaped parameters.
   """
   directory, step = _locate(path)
-  source = flatten(_metadata_tree(directory, step))
-  dest = flatten(params)
+  source = param_paths.flatten(_metadata_tree(directory, step))
+  dest = param_paths.flatten(params)
   where = f"checkpoint {directory}/{step}"
   mapped = {s: _map_name(s, params_map) for s in source}
   unknown = sorted((s, d) for s, d in mapped.items() if d is not None and d not in dest)
@@ -145,7 +130,7 @@ def load_params(path: str, params: Any, *, strict: bool = True,
   """
   directory, step, used = check_params(path, params, strict=strict, params_map=params_map)
   source_tree = _metadata_tree(directory, step)
-  dest = flatten(params)
+  dest = param_paths.flatten(params)
   where = f"checkpoint {directory}/{step}"
   target = {s: jax.ShapeDtypeStruct(dest[d].shape, dest[d].dtype, sharding=dest[d].sharding)
             for s, d in used.items()}
@@ -155,9 +140,9 @@ def load_params(path: str, params: Any, *, strict: bool = True,
       args=ocp.args.PyTreeRestore(
           item=target_tree, restore_args=ocp.checkpoint_utils.construct_restore_args(target_tree),
           partial_restore=True))
-  loaded = {used[s]: x for s, x in flatten(restored).items()}
-  unused = len(flatten(source_tree)) - len(loaded)
+  loaded = {used[s]: x for s, x in param_paths.flatten(restored).items()}
+  unused = len(param_paths.flatten(source_tree)) - len(loaded)
   logging.info("%s: loaded %d of %d model parameters (%d checkpoint parameters not used)",
                where, len(loaded), len(dest), unused)
   return jax.tree_util.tree_map_with_path(
-      lambda p, x: loaded.get(_path_name(p), x), params)
+      lambda p, x: loaded.get(param_paths.path_name(p), x), params)

@@ -1,8 +1,8 @@
 """The train state (params + optimizer state + step + rng) and regex masks over parameter paths.
 
-Parameters are addressed by their "/"-joined path (big_vision): `img/Transformer/encoderblock_0/
-MlpBlock_0/Dense_0/kernel`. Freezing, weight-decay masks and checkpoint key maps are lists of
-regexes over those paths, matched with `re.fullmatch`.
+Parameters are addressed by their "/"-joined path (vidistill/models/param_paths.py). Freezing,
+weight-decay masks and checkpoint key maps are lists of regexes over those paths, matched with
+`re.fullmatch`.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from vidistill.config_args import ConfigError
+from vidistill.models import param_paths
 
 
 @flax.struct.dataclass
@@ -44,28 +45,6 @@ def new_state(params: Any, opt_state: Any, rng: jax.Array) -> TrainState:
                     skipped_steps=jnp.zeros([], jnp.int32))
 
 
-def _key_name(key: Any) -> str:
-  for attr in ("key", "name", "idx"):
-    if hasattr(key, attr):
-      return str(getattr(key, attr))
-  return str(key)
-
-
-def path_name(path: Sequence[Any]) -> str:
-  """A jax tree path -> "a/b/kernel"."""
-  return "/".join(_key_name(k) for k in path)
-
-
-def path_names(tree: Any) -> list[str]:
-  """The "/"-joined path of every leaf of `tree`, in leaf order."""
-  return [path_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
-
-
-def flatten_dict(tree: Any) -> dict[str, Any]:
-  """{"a/b/kernel": leaf} for every leaf."""
-  return {path_name(p): x for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
-
-
 def regex_mask(tree: Any, patterns: Sequence[str], *, what: str = "pattern",
                must_match: bool = True) -> Any:
   """Pytree of bools like `tree`: True where the leaf's path fullmatches one of `patterns`.
@@ -79,7 +58,7 @@ def regex_mask(tree: Any, patterns: Sequence[str], *, what: str = "pattern",
       compiled.append(re.compile(p))
     except re.error as e:
       raise ConfigError(f"{what} {p!r} is not a valid regex: {e}") from None
-  names = path_names(tree)
+  names = param_paths.path_names(tree)
   if must_match:
     for p, rx in zip(patterns or (), compiled):
       if not any(rx.fullmatch(n) for n in names):
@@ -87,7 +66,8 @@ def regex_mask(tree: Any, patterns: Sequence[str], *, what: str = "pattern",
             f"{what} {p!r} matches no parameter; parameter paths look like: "
             f"{names[:6]}{' ...' if len(names) > 6 else ''}")
   return jax.tree_util.tree_map_with_path(
-      lambda path, _: any(rx.fullmatch(path_name(path)) for rx in compiled), tree)
+      lambda path, _: any(rx.fullmatch(param_paths.path_name(path)) for rx in compiled),
+      tree)
 
 
 def count_params(tree: Any, mask: Any | None = None) -> int:
@@ -106,11 +86,11 @@ def opt_state_shardings(abstract_opt_state: Any, abstract_params: Any, param_sha
   by_name = {}
   for (path, x), sharding in zip(jax.tree_util.tree_flatten_with_path(abstract_params)[0],
                                  jax.tree.leaves(param_shardings)):
-    by_name[path_name(path)] = (tuple(x.shape), sharding)
+    by_name[param_paths.path_name(path)] = (tuple(x.shape), sharding)
   replicated = NamedSharding(mesh, P())
 
   def one(path, x):
-    parts = path_name(path).split("/")
+    parts = param_paths.path_name(path).split("/")
     for i in range(len(parts)):  # Longest suffix first.
       shape, sharding = by_name.get("/".join(parts[i:]), (None, None))
       if shape == tuple(x.shape):

@@ -47,6 +47,7 @@ from jax.sharding import NamedSharding
 from vidistill import fs
 from vidistill import runtime
 from vidistill.config_args import ConfigError, resolve_steps
+from vidistill.models import param_paths
 from vidistill.parallel import mesh as mesh_lib
 from vidistill.parallel import partitioning
 from vidistill.train import checkpoints as ckpt_lib
@@ -445,8 +446,8 @@ def _raise_if_nonfinite(state: state_lib.TrainState, step: int) -> None:
 
 
 def _check_same_tree(params: Any, abstract_params: Any) -> None:
-  got = {k: tuple(np.shape(v)) for k, v in state_lib.flatten_dict(params).items()}
-  want = {k: tuple(v.shape) for k, v in state_lib.flatten_dict(abstract_params).items()}
+  got = {k: tuple(np.shape(v)) for k, v in param_paths.flatten(params).items()}
+  want = {k: tuple(v.shape) for k, v in param_paths.flatten(abstract_params).items()}
   if got != want:
     missing = sorted(set(want) - set(got))
     unknown = sorted(set(got) - set(want))
