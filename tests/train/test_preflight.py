@@ -16,12 +16,7 @@ def _config(**changes):
       "total_steps": 4, "batch_size": 4, "dataset_size": None, "log_every": 1,
       "optim": {"lr": 1e-3, "name": "adamw"}, "schedule": {"kind": "cosine", "warmup_steps": 1},
       "model": {"kind": "vlm", "vit": {"variant": "mu/8"}}, "frozen": ("t5/.*",)})
-  for key, value in changes.items():
-    node = c
-    *parents, last = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[last] = value
+  c.update_from_flattened_dict(changes)
   return c
 
 

@@ -17,19 +17,18 @@ transformers = pytest.importorskip("transformers")
 
 from vidistill.convert import siglip  # noqa: E402
 from vidistill.convert import t5 as t5_convert  # noqa: E402
-from vidistill.data.synthetic import world  # noqa: E402
 from vidistill.models import t5 as t5_lib  # noqa: E402
 from vidistill.models import trained as trained_lib  # noqa: E402
 from vidistill.pipeline import steps as steps_lib  # noqa: E402
 from vidistill.train import restore  # noqa: E402
 from vidistill.train import stage  # noqa: E402
-from vidistill.train import stage_input  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "convert"))
 import checkpoint_writers as writers  # noqa: E402
+import stage_checks  # noqa: E402  (tests/train, on the path through its conftest)
 
 _REPO = os.path.join(os.path.dirname(__file__), "..", "..")
-_CONFIG = "train/visual_adaptation.py"
+_CONFIG = stage_checks.CONFIG
 
 
 def _randomize(model, seed):
@@ -43,11 +42,7 @@ def _randomize(model, seed):
 def setup(tmp_path_factory):
   """A tiny world, and checkpoints shaped like the tiny VLM (ViT mu/8, T5 tiny) in 4 formats."""
   root = tmp_path_factory.mktemp("imports")
-  w = str(root / "world")
-  world.synth(steps_lib.load_config("data/synthetic.py", "tiny"), w)
-  config = steps_lib.load_config(_CONFIG, f"tiny,world={w}")
-  vocab_size = stage_input.vocabulary(config.data).vocab_size
-
+  w, _, vocab_size = stage_checks.tiny_world_and_config(root)
   torch.manual_seed(0)
   vision = transformers.SiglipVisionModel(transformers.SiglipVisionConfig(
       hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -105,10 +100,6 @@ def _check_against_reference(workdir, s):
   return params
 
 
-def _flat(params):
-  return siglip.flatten(params)
-
-
 @pytest.mark.slow
 def test_vidistill_train_imports_npz_and_hf_t5(setup, tmp_path):
   """The command line: a big_vision npz into the ViT, HF safetensors into the T5; one step at lr 0
@@ -136,20 +127,15 @@ def test_train_stage_imports_hf_siglip_and_t5x_then_trains(setup, tmp_path):
   config.optim.lr, config.optim.weight_decay = 0.0, 0.0
   workdir = str(tmp_path / "run")
   assert stage.train_stage(config, workdir).resumed_from == "import"
-  imported = _flat(_check_against_reference(workdir, s))
+  imported = siglip.flatten(_check_against_reference(workdir, s))
   # It then trains: the same imports at a real learning rate move the ViT; the LM stays frozen.
   config = restore.read_config(workdir)
   config.total_steps, config.optim.lr = 2, 1e-2
   workdir = str(tmp_path / "trains")
   result = stage.train_stage(config, workdir)
   assert result.step == 2 and all(np.isfinite(m["loss"]) for _, m in result.history)
-  trained = _flat(trained_lib.load(workdir).params)
-  vit_moved = [k for k in imported if k.startswith("video_encoder/image/")
-               and not np.array_equal(imported[k], trained[k])]
-  assert len(vit_moved) > 10
-  for k in imported:
-    if k.startswith("t5/"):
-      np.testing.assert_array_equal(imported[k], trained[k], err_msg=k)
+  trained = siglip.flatten(trained_lib.load(workdir).params)
+  stage_checks.assert_vision_moved_lm_kept(imported, trained, "t5/")
 
 
 def test_import_errors_name_key_and_shapes(setup, tmp_path):

@@ -1,8 +1,5 @@
 """A stage of the method with a PaliGemma-shaped VLM (`lm=paligemma`), its weights imported by
 config (`config.init.import_vlm`) from a Hugging Face PaliGemma checkpoint written by the test."""
-import os
-import sys
-
 import jax
 import numpy as np
 import pytest
@@ -13,16 +10,15 @@ transformers = pytest.importorskip("transformers")
 from vidistill.convert import imports  # noqa: E402
 from vidistill.convert import paligemma as convert  # noqa: E402
 from vidistill.convert import siglip  # noqa: E402
-from vidistill.data.synthetic import world  # noqa: E402
 from vidistill.models import build as build_lib  # noqa: E402
 from vidistill.models import trained as trained_lib  # noqa: E402
 from vidistill.pipeline import steps as steps_lib  # noqa: E402
 from vidistill.train import checkpoints as ckpt_lib  # noqa: E402
 from vidistill.train import restore  # noqa: E402
 from vidistill.train import stage  # noqa: E402
-from vidistill.train import stage_input  # noqa: E402
+import stage_checks  # noqa: E402  (tests/train, on the path through its conftest)
 
-_CONFIG = "train/visual_adaptation.py"
+_CONFIG = stage_checks.CONFIG
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +26,7 @@ def setup(tmp_path_factory):
   """A tiny world and a PaliGemma checkpoint shaped like `lm=paligemma`'s tiny model (ViT mu/8 on
   32 px frames, gemma_tiny) with the world's vocabulary."""
   root = tmp_path_factory.mktemp("paligemma")
-  w = str(root / "world")
-  world.synth(steps_lib.load_config("data/synthetic.py", "tiny"), w)
-  config = steps_lib.load_config(_CONFIG, f"tiny,lm=paligemma,world={w}")
-  vocab_size = stage_input.vocabulary(config.data).vocab_size
+  w, config, vocab_size = stage_checks.tiny_world_and_config(root, "lm=paligemma")
   torch.manual_seed(0)
   hf = transformers.PaliGemmaForConditionalGeneration(transformers.PaliGemmaConfig(
       vision_config=dict(model_type="siglip_vision_model", hidden_size=32, intermediate_size=64,
@@ -81,9 +74,4 @@ def test_visual_adaptation_from_imported_paligemma(setup, tmp_path):
   trained = siglip.flatten(ckpt_lib.load_params(workdir, trained_lib.load(workdir).params))
   imported = siglip.flatten(convert.from_hf_safetensors(s["hf"], trained_lib.load(
       workdir).params))
-  moved = [k for k in imported if k.startswith("video_encoder/image/")
-           and not np.array_equal(imported[k], trained[k])]
-  assert len(moved) > 10
-  for key in imported:
-    if key.startswith("llm/"):
-      np.testing.assert_array_equal(imported[key], trained[key], err_msg=key)
+  stage_checks.assert_vision_moved_lm_kept(imported, trained, "llm/")

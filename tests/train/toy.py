@@ -90,12 +90,7 @@ def toy_config(**overrides):
   c.tensorboard = False
   c.peak_flops_per_device = 1e9
   c.prefetch = 0
-  for key, value in overrides.items():
-    node = c
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
+  c.update_from_flattened_dict(overrides)
   return c
 
 
@@ -120,12 +115,12 @@ def subprocess_env() -> dict:
 def reference_params(steps: int, workdir) -> dict:
   """toy_run.py's training, uninterrupted and in this process: {"a/b/kernel": np.ndarray}."""
   import jax
-  from vidistill.train import state as state_lib
+  from vidistill.models import param_paths
   from vidistill.train import trainer
   result = trainer.train(run_config(steps), str(workdir), ToyModel(),
                          toy_data(ToySource(), batch_size=16))
   return {k: np.asarray(v) for k, v in
-          state_lib.flatten_dict(jax.device_get(result.state.params)).items()}
+          param_paths.flatten(jax.device_get(result.state.params)).items()}
 
 
 def toy_data(source=None, *, shuffle=True, seed=0, batch_size=None):

@@ -86,12 +86,7 @@ def _train(ctx: Context, stage: str, out: str, *, init: str = "", steps: int, ba
          f"batch={batch},seed={ctx.seed}{extra}")
   config = load_config(f"train/{stage}.py", arg)
   config.checkpoint_every = 0  # One final checkpoint: a step is the unit of restart.
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
+  config.update_from_flattened_dict(overrides)
   train_stage_lib.train_stage(config, out)
 
 
