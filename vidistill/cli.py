@@ -17,6 +17,7 @@ import os
 import sys
 from typing import Sequence
 
+from vidistill import __version__
 from vidistill import runtime
 from vidistill import tf_quiet
 
@@ -70,7 +71,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(0 if len(argv) >= 2 else 2)
   name = argv[1]
   if name in ("--version", "version"):
-    from vidistill import __version__
     print(__version__)
     return
   cmd = COMMANDS.get(name)

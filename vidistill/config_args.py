@@ -7,6 +7,8 @@ bare word is usually a named variant; `key=value` items override typed defaults.
 from __future__ import annotations
 
 import ast
+import importlib.util
+import os
 from typing import Any, Iterable, Mapping
 
 import ml_collections
@@ -125,8 +127,6 @@ def pick_variant(name: str, variants: Mapping[str, Any], config_file: str) -> An
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
   """`"path/to/config.py[:arg]"` -> its `get_config(arg)`, as `--config` would load it."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
   path, _, arg = spec.partition(":")
   if not os.path.isfile(path):
     raise ConfigError(f"config file {path!r} (from {spec!r}) does not exist")

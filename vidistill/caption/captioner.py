@@ -11,6 +11,8 @@ from typing import Protocol, runtime_checkable
 import ml_collections
 import numpy as np
 
+from vidistill.config_args import ConfigError
+
 
 @runtime_checkable
 class Captioner(Protocol):
@@ -46,7 +48,6 @@ def load_captioner(config: ml_collections.ConfigDict, checkpoint_dir: str) -> Ca
   they were set to something else)."""
   from vidistill.models import vlm_text  # pylint: disable=g-import-not-at-top  (jax, on demand)
   from vidistill.models import trained as trained_lib  # pylint: disable=g-import-not-at-top
-  from vidistill.config_args import ConfigError  # pylint: disable=g-import-not-at-top
   from vidistill.models import build  # pylint: disable=g-import-not-at-top
   trained_config = trained_lib.read_config(checkpoint_dir)
   # Checked before anything is loaded or written: a wrong setting fails in one line, and the

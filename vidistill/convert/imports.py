@@ -16,6 +16,7 @@ the trainer places each straight onto its shard of the mesh and the rest keep th
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any, Callable, Mapping, Sequence
@@ -75,7 +76,6 @@ def _guess_format(path: str) -> str:
   directory = path if os.path.isdir(path) else os.path.dirname(path)
   config = os.path.join(directory, "config.json")
   if os.path.exists(config):
-    import json  # pylint: disable=import-outside-toplevel
     with open(config) as f:
       model_type = json.load(f).get("model_type", "")
     if model_type.startswith("siglip"):

@@ -26,9 +26,11 @@ import os
 import re
 from typing import Any, Iterable, Mapping
 
+import ml_dtypes
 import numpy as np
 from flax import traverse_util
 from flax.core import meta
+from safetensors.numpy import load_file
 
 from vidistill.models import layer_stack
 from vidistill.models import vit as vit_lib
@@ -64,7 +66,6 @@ def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
 def _recover_dtype(a: np.ndarray) -> np.ndarray:
   # np.save writes bfloat16 as 2-byte void; big_vision's utils.recover_dtype views it back.
   if a.dtype.kind == "V" and a.itemsize == 2:
-    import ml_dtypes  # pylint: disable=import-outside-toplevel  (ships with jax)
     return a.view(ml_dtypes.bfloat16)
   return a
 
@@ -168,7 +169,6 @@ def from_big_vision_npz(path: str, template: Mapping[str, Any], *, root: str = "
 
 def load_safetensors(path: str) -> Flat:
   """Flat {key: array} from a `.safetensors` file or a save_pretrained directory (sharded too)."""
-  from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
   if os.path.isdir(path):
     index = os.path.join(path, "model.safetensors.index.json")
     if os.path.exists(index):

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
+from flax import serialization
 
 from vidistill.models import layer_stack
 from vidistill.models import t5 as t5_lib
@@ -344,7 +345,6 @@ def _read_ts(spec: Mapping[str, Any], ckpt_dir: str) -> np.ndarray:
 
 def read_t5x_target(path: str, step: int | None = None) -> dict[str, np.ndarray]:
   """The `target` (model parameters) of a T5X checkpoint, flat `"encoder/..."` -> array."""
-  from flax import serialization
   index = _find_t5x_index(path, step)
   with open(index, "rb") as f:
     contents = serialization.msgpack_restore(f.read())

@@ -18,6 +18,7 @@ import math
 import os
 from typing import Any, Mapping
 
+from vidistill import __version__
 from vidistill import fs
 
 import ml_collections
@@ -45,7 +46,6 @@ def document(*, suite: str, checkpoint: str, config: ml_collections.ConfigDict,
              results: Mapping[str, Mapping[str, Any]], evaluators: Mapping[str, Mapping[str, Any]],
              started: str, complete: bool) -> dict[str, Any]:
   """The results.json object (see the module docstring)."""
-  from vidistill import __version__  # pylint: disable=g-import-not-at-top
   return {
       "suite": suite, "checkpoint": checkpoint, "complete": complete, "started": started,
       "finished": now() if complete else None,

@@ -20,6 +20,7 @@ import json
 import os
 from typing import Any, Mapping
 
+import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
@@ -28,6 +29,7 @@ from vidistill import fs
 from vidistill.config_args import ConfigError
 from vidistill.models import build as build_lib
 from vidistill.models import checkpoint_params
+from vidistill.models import vit
 
 CONFIG_FILE = "config.json"
 
@@ -62,7 +64,6 @@ def tokens_per_frame(model: Mapping[str, Any], resolution: int) -> int | None:
   video = dict(model.get("video", {}))
   if video.get("spatial_tokens"):
     return int(video["spatial_tokens"])
-  from vidistill.models import vit  # pylint: disable=import-outside-toplevel
   vit_config = dict(model.get("vit", {}))
   patch = vit_config.get("patch_size") or (
       vit.decode_variant(vit_config["variant"]).get("patch_size") if "variant" in vit_config
@@ -211,5 +212,4 @@ def load(workdir: str, *, vocab: Any = None) -> Trained:
 
 
 def _unbox(tree: Any) -> Any:
-  import flax.linen as nn  # pylint: disable=import-outside-toplevel
   return nn.meta.unbox(tree)

@@ -19,6 +19,7 @@ from typing import Sequence
 from absl import flags
 
 from vidistill import flags_lib
+from vidistill.config_args import ConfigError
 
 
 def define_flags() -> None:
@@ -37,7 +38,6 @@ def define_flags() -> None:
 
 def main(argv: Sequence[str]) -> None:
   # pylint: disable=g-import-not-at-top
-  from vidistill.config_args import ConfigError
   from vidistill.pipeline import dry_run, layout, runner
   if argv:
     raise flags_lib.UsageError(f"unexpected arguments {list(argv)}; every input is a flag")

@@ -30,6 +30,7 @@ from typing import Sequence
 from absl import flags
 
 from vidistill import flags_lib
+from vidistill.config_args import ConfigError
 from vidistill.parallel import multihost
 from vidistill.train import stage
 
@@ -80,7 +81,6 @@ def main(argv: Sequence[str]) -> None:
   workdir = flags_lib.workdir_from_flags()
   multihost.initialize()
   # pylint: disable=g-import-not-at-top
-  from vidistill.config_args import ConfigError
   from vidistill.convert import imports, siglip, t5
   from vidistill.data.vocab import VocabularyError
   from vidistill.models.vit import VariantError
