@@ -37,32 +37,14 @@ def measure(size: str, *, steps_per_call: int = 1) -> dict[str, Any]:
   """Runs s["steps"] train steps on one batch, `steps_per_call` a call (lax.scan when > 1), and
   times all calls but the first; the loss is the last step's."""
   import jax  # pylint: disable=g-import-not-at-top  (after the child's runtime settings)
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import optax  # pylint: disable=g-import-not-at-top
   from jax.sharding import NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
   from vidistill.benchmarks import mfu  # pylint: disable=g-import-not-at-top
-  from vidistill.models import build  # pylint: disable=g-import-not-at-top
-  from vidistill.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
   from vidistill.train import multistep  # pylint: disable=g-import-not-at-top
-  from vidistill.train import state as state_lib  # pylint: disable=g-import-not-at-top
-  from vidistill.train import step as step_lib  # pylint: disable=g-import-not-at-top
 
   s = SIZES[size]
   k = steps_per_call
-  model = build.build(mfu.vlm_config(s), vocab_size=s["vocab"], dtype="float32")
+  step_fn, state, mesh = stage1_step(s)
   batch = mfu.example_batch("vlm", s)
-  params = mfu.init_params(model, jax.tree.map(jnp.asarray, batch))
-  tx = optax.adamw(1e-3)
-  frozen = jax.tree_util.tree_map_with_path(
-      lambda path, _: jax.tree_util.keystr(path).startswith("['t5']"), params)
-  step_fn = step_lib.make_train_step(model, tx, optax.constant_schedule(1e-3), frozen,
-                                     accum_steps=1, compute_dtype=jnp.float32,
-                                     on_nonfinite="skip")
-  mesh = mesh_lib.make_mesh({"data": -1})
-  state = jax.device_put(
-      state_lib.new_state(params, tx.init(params), jax.random.key_data(jax.random.key(1))),
-      NamedSharding(mesh, PartitionSpec()))
   if k == 1:
     call = jax.jit(step_fn, donate_argnums=0)
     inputs = jax.device_put(batch, NamedSharding(mesh, PartitionSpec("data")))
@@ -92,6 +74,33 @@ def measure(size: str, *, steps_per_call: int = 1) -> dict[str, Any]:
                              - before.ru_stime) / n,
           "faults_per_step": (after.ru_minflt - before.ru_minflt) / n,
           "loss": float(metrics["loss"])}
+
+
+def stage1_step(s: dict[str, Any]):
+  """Stage 1's update step (the LM frozen) for sizes `s`, its initial state (replicated over a
+  data-parallel mesh of every device) and the mesh: (step_fn, state, mesh)."""
+  import jax  # pylint: disable=g-import-not-at-top  (after a child's runtime settings)
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from jax.sharding import NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
+  from vidistill.benchmarks import mfu  # pylint: disable=g-import-not-at-top
+  from vidistill.models import build  # pylint: disable=g-import-not-at-top
+  from vidistill.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  from vidistill.train import state as state_lib  # pylint: disable=g-import-not-at-top
+  from vidistill.train import step as step_lib  # pylint: disable=g-import-not-at-top
+  model = build.build(mfu.vlm_config(s), vocab_size=s["vocab"], dtype="float32")
+  params = mfu.init_params(model, jax.tree.map(jnp.asarray, mfu.example_batch("vlm", s)))
+  tx = optax.adamw(1e-3)
+  frozen = jax.tree_util.tree_map_with_path(
+      lambda path, _: jax.tree_util.keystr(path).startswith("['t5']"), params)
+  step_fn = step_lib.make_train_step(model, tx, optax.constant_schedule(1e-3), frozen,
+                                     accum_steps=1, compute_dtype=jnp.float32,
+                                     on_nonfinite="skip")
+  mesh = mesh_lib.make_mesh({"data": -1})
+  state = jax.device_put(
+      state_lib.new_state(params, tx.init(params), jax.random.key_data(jax.random.key(1))),
+      NamedSharding(mesh, PartitionSpec()))
+  return step_fn, state, mesh
 
 
 def _child_env(malloc: str) -> dict[str, str]:

@@ -68,28 +68,11 @@ def examples_per_s(iterator, batches: int, batch: int) -> float:
 
 
 def make_train_step(m: dict):
-  """The stage-1 update step (LM frozen) of cpu_runtime, compiled, and its initial state."""
+  """cpu_runtime's stage-1 update step for sizes `m`, compiled, with its state and sharding."""
   import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  import optax  # pylint: disable=g-import-not-at-top
   from jax.sharding import NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
-  from vidistill.benchmarks import mfu  # pylint: disable=g-import-not-at-top
-  from vidistill.models import build  # pylint: disable=g-import-not-at-top
-  from vidistill.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
-  from vidistill.train import state as state_lib  # pylint: disable=g-import-not-at-top
-  from vidistill.train import step as step_lib  # pylint: disable=g-import-not-at-top
-  model = build.build(mfu.vlm_config(m), vocab_size=m["vocab"], dtype="float32")
-  params = mfu.init_params(model, jax.tree.map(jnp.asarray, mfu.example_batch("vlm", m)))
-  tx = optax.adamw(1e-3)
-  frozen = jax.tree_util.tree_map_with_path(
-      lambda path, _: jax.tree_util.keystr(path).startswith("['t5']"), params)
-  step_fn = step_lib.make_train_step(model, tx, optax.constant_schedule(1e-3), frozen,
-                                     accum_steps=1, compute_dtype=jnp.float32,
-                                     on_nonfinite="skip")
-  mesh = mesh_lib.make_mesh({"data": -1})
-  state = jax.device_put(
-      state_lib.new_state(params, tx.init(params), jax.random.key_data(jax.random.key(1))),
-      NamedSharding(mesh, PartitionSpec()))
+  from vidistill.benchmarks import cpu_runtime  # pylint: disable=g-import-not-at-top
+  step_fn, state, mesh = cpu_runtime.stage1_step(m)
   return {"call": jax.jit(step_fn, donate_argnums=0), "state": state,
           "sharding": NamedSharding(mesh, PartitionSpec("data"))}
 
