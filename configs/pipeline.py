@@ -51,7 +51,8 @@ _VARIANTS = {
         stages=dict(text_pretrain=(0, 0), image_pretrain=(0, 0),
                     visual_adaptation=(20_000, 256), language_adaptation=(20_000, 256)),
         de_steps=100_000, de_batch=1024, de_variant="paper", fractions=(0.125, 0.25, 0.5, 1.0),
-        caption_batch=64, caption_unit=1024, caption_decode_len=64, eval_max=0, eval_batch=64,
+        # Clips a host per captioner call: what fits a v5e-256 (configs/caption/pseudo_caption.py).
+        caption_batch=8, caption_unit=1024, caption_decode_len=64, eval_max=0, eval_batch=64,
         samples=8),
 }
 

@@ -18,7 +18,11 @@ from vidistill import config_args
 _VARIANTS = {
     "tiny": dict(unit_size=4, batch_size=2, max_decode_len=16, num_workers=2, buffer=4),
     "default": dict(unit_size=256, batch_size=32, max_decode_len=32, num_workers=4, buffer=64),
-    "paper": dict(unit_size=1024, batch_size=64, max_decode_len=64, num_workers=16, buffer=256),
+    # batch_size 8 clips a host (2 a chip) is for a v5e-256 pod (64 hosts of 4 chips) at the
+    # paper VLM's 16 frames of 224 px: compiled for v5e:16x16, the encoder pass peaks at 11.4 of a
+    # chip's 16 GiB, 32 clips a host needed 41 GiB of temporaries (UL2's attention over 4,096
+    # visual tokens); docs/scaling.md. A v5p-256 (95 GiB a chip) holds a larger `batch=`.
+    "paper": dict(unit_size=1024, batch_size=8, max_decode_len=64, num_workers=16, buffer=256),
 }
 
 

@@ -257,6 +257,11 @@ def test_config_variants_resolve(arg):
   assert config.unit_size >= config.batch_size
 
 
+def test_batch_argument_overrides_the_variants_clips_a_call():
+  assert load_config("paper,batch=32").batch_size == 32
+  assert load_config("paper").batch_size == 8  # what fits a v5e-256 chip (docs/scaling.md)
+
+
 def test_batch_seeds_differ_by_position():
   seeds = {job.batch_seed(0, u, b, p) for u in range(3) for b in range(3) for p in range(2)}
   assert len(seeds) == 18 and all(0 <= s < 2**63 for s in seeds)
