@@ -20,6 +20,22 @@ def _run(workdir, config, model=None, source=None, **kw):
                                     if source is not None else True), **kw)
 
 
+def _killed_at_then_resumed(workdir, config, step):
+  """A run preempted (KeyboardInterrupt) when its input reaches batch `step`, then rerun in the
+  same workdir: the resumed run's result."""
+  real = toy.toy_data(batch_size=config.batch_size)
+
+  def dies(**kw):
+    for i, batch in enumerate(real(**kw), start=kw["start_step"]):
+      if i == step:
+        raise KeyboardInterrupt("simulated preemption")
+      yield batch
+
+  with pytest.raises(KeyboardInterrupt):
+    trainer.train(config, str(workdir), toy.ToyModel(), dies)
+  return _run(workdir, config)
+
+
 def _leaves_equal_bitwise(a, b):
   return all(np.array_equal(np.asarray(x).view(np.uint32), np.asarray(y).view(np.uint32))
              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
@@ -68,17 +84,7 @@ def test_rerun_of_a_finished_run_resumes_and_does_nothing(stage1):
 def test_interrupted_run_resumes_to_identical_params(stage1, tmp_path):
   result, _, _ = stage1
   config = toy.toy_config(eval_every=6)
-  real = toy.toy_data(batch_size=config.batch_size)
-
-  def dies_at_step_6(**kw):
-    for i, batch in enumerate(real(**kw), start=kw["start_step"]):
-      if i == 6:
-        raise KeyboardInterrupt("simulated preemption")
-      yield batch
-
-  with pytest.raises(KeyboardInterrupt):
-    trainer.train(config, str(tmp_path), toy.ToyModel(), dies_at_step_6)
-  resumed = _run(tmp_path, config)
+  resumed = _killed_at_then_resumed(tmp_path, config, 6)
   assert resumed.resumed_from == "workdir"
   assert _leaves_equal_bitwise(resumed.state.params, result.state.params)
   assert _leaves_equal_bitwise(resumed.state.opt_state, result.state.opt_state)
@@ -220,17 +226,7 @@ def test_several_steps_a_call_train_the_same_model_and_resume_exactly(stage1, tm
     for key in ("loss", "learning_rate", "grad_norm"):
       np.testing.assert_allclose(logged[step][key], metrics[key], rtol=1e-5, err_msg=key)
 
-  real = toy.toy_data(batch_size=config.batch_size)
-
-  def dies_at_step_10(**kw):
-    for i, batch in enumerate(real(**kw), start=kw["start_step"]):
-      if i == 10:
-        raise KeyboardInterrupt("simulated preemption")
-      yield batch
-
-  with pytest.raises(KeyboardInterrupt):
-    trainer.train(config, str(tmp_path / "killed"), toy.ToyModel(), dies_at_step_10)
-  resumed = _run(tmp_path / "killed", config)
+  resumed = _killed_at_then_resumed(tmp_path / "killed", config, 10)
   assert resumed.resumed_from == "workdir"
   assert _leaves_equal_bitwise(resumed.state.params, multi.state.params)
 
