@@ -85,3 +85,39 @@ def test_paper_variants_stream_by_default():
   with config.unlocked():
     config.data.shards = "/data/va/train"
   assert streaming.streams(config.data)
+
+
+def test_clips_converted_by_data_convert_become_streamed_stage_examples(tiny_world, tmp_path):
+  from vidistill.data import annotations  # pylint: disable=g-import-not-at-top
+  from vidistill.data import command as data_command  # pylint: disable=g-import-not-at-top
+  from vidistill.data import shards  # pylint: disable=g-import-not-at-top
+  from vidistill.data import video_io  # pylint: disable=g-import-not-at-top
+  # What `vidistill data convert --format msrvtt ... --num_frames 8 --resolution 32` writes.
+  records = annotations.READERS["msrvtt"](
+      f"{tiny_world}/annotations/test_msrvtt.json")
+  clips = str(tmp_path / "clips" / "msrvtt")
+  shards.write_shards(
+      (data_command.convert_example(
+          r, video_io.read_video(annotations.resolve_video(r, f"{tiny_world}/videos/test").path, 8,
+                                 resolution=32), annotations.record_id(r)) for r in records),
+      clips, 2)
+  config = _config("visual_adaptation", tiny_world)
+  with config.unlocked():
+    config.data.source = "clips"
+    config.data.clips = ""
+  with pytest.raises(si.StageDataError, match="data.source='clips' needs data.clips"):
+    stage.write_shards(config, str(tmp_path / "none"), 1)
+  with config.unlocked():
+    config.data.clips = clips
+  prefix = str(tmp_path / "va")
+  _, count = stage.write_shards(config, prefix, 2)
+  assert count == len(records) == 6
+  with config.unlocked():
+    config.data.shards = prefix
+  assert streaming.dataset_size(config.data, "vlm", (8, 32)) == count
+  batch = next(streaming.data_fn(config.data, batch_size=4, seed=0)())
+  assert batch["video"].shape == (4, 8, 32, 32, 3)
+  vocab = si.vocabulary(config.data)
+  texts = {vocab.decode(t.tolist()) for t in batch["target_tokens"]}
+  captions = {c for r in records for c in r.captions}
+  assert texts <= captions, texts - captions  # Each target is one of its clip's captions.

@@ -189,7 +189,8 @@ def stage_config(arg: ml_collections.ConfigDict, *, stage: str, model: ml_collec
   c.model = model
 
   d = ml_collections.ConfigDict()
-  d.source = "world"                    # "world" (synthetic) or "annotations" (a real data set).
+  d.source = "world"                    # "world" (synthetic), "annotations" (a real data set) or
+                                        #   "clips" (`vidistill data convert` shards, data.clips).
   d.world = arg.world                   # The synthetic world directory (vidistill data synth).
   d.vocab = ""                          # SentencePiece model; "" = <world>/vocab.model.
   d.split = "labeled"                   # World split to train on.
@@ -206,6 +207,7 @@ def stage_config(arg: ml_collections.ConfigDict, *, stage: str, model: ml_collec
   d.reader = ""                         # source="annotations": annotations.READERS name,
   d.annotations = ""                    #   its annotation file,
   d.video_root = ""                     #   and the video directory.
+  d.clips = ""                          # source="clips": the shards' prefix or glob.
   d.num_frames = 16 if arg.variant == "paper" else 8   # source="annotations": frames per clip.
   d.resolution = 224 if arg.variant == "paper" else 32  # source="annotations": frame side (px).
   d.seed = arg.seed                     # Seed of caption draws and instruction synthesis.

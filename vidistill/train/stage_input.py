@@ -6,6 +6,8 @@
                                   job's output) when it is set
     data.source = "annotations"   a real data set: data.reader (annotations.READERS name),
                                   data.annotations (file), data.video_root
+    data.source = "clips"         clips already decoded into shards by `vidistill data convert`
+                                  (frames + captions / question + answer): data.clips, its prefix
     data.source = "text"          text only (the language model's pre-training, as UL2's): every
                                   sentence of the world's splits data.text_splits, each after the
                                   prompt it answers, and every caption again after a corrupted
@@ -218,7 +220,13 @@ def make_task(data: Mapping[str, Any], vocab: Any, name: str):
                                    num_frames=1, resolution=info["resolution"],
                                    text_keys=("question", "answer"))
     return tasks.instruction_task(name, source, vocab)
-  if data.get("source", "world") == "annotations":
+  if data.get("source", "world") == "clips":
+    if not data.get("clips"):
+      raise StageDataError("data.source='clips' needs data.clips: the --output prefix (or a glob) "
+                           "of `vidistill data convert`")
+    source = tasks.shards_source({"train": data["clips"]})
+    list_key = "captions"
+  elif data.get("source", "world") == "annotations":
     from vidistill.data import annotations  # pylint: disable=g-import-not-at-top
     records = annotations.READERS[data["reader"]](data["annotations"])
     source = tasks.records_source({"train": records}, data["video_root"],
