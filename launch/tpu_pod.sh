@@ -101,7 +101,17 @@ fi
 
 if (( install )); then
   tarball="$(mktemp -d)/vidistill-code.tgz"
-  tar -czf "$tarball" -C "$code_dir" --exclude=.git --exclude='*.egg-info' --exclude=__pycache__ .
+  if (( dry_run )); then
+    echo "# would pack $code_dir into $tarball"
+  elif git -C "$code_dir" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    # What git would commit (tracked + untracked, minus .gitignore's): a checkout's .venv or
+    # workdirs (gigabytes) stay behind. Missing tracked files (deleted, uncommitted) are skipped.
+    git -C "$code_dir" ls-files -z --cached --others --exclude-standard |
+      tar -czf "$tarball" -C "$code_dir" --null --ignore-failed-read -T - 2>/dev/null
+  else
+    tar -czf "$tarball" -C "$code_dir" --exclude=.git --exclude=.venv --exclude='*.egg-info' \
+      --exclude=__pycache__ .
+  fi
   run "${gcloud_tpu[@]}" scp "$tarball" "$name:vidistill-code.tgz" "${where[@]}" --worker=all
   run "${gcloud_tpu[@]}" ssh "$name" "${where[@]}" --worker=all --command="mkdir -p ~/vidistill \
 && tar -xzf ~/vidistill-code.tgz -C ~/vidistill && python3 -m pip install -q -U 'jax[tpu]' \

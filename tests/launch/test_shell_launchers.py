@@ -161,3 +161,25 @@ def test_tpu_pod_mounts_a_bucket_for_a_shared_workdir(fakes):
   assert "gcsfuse --implicit-dirs my-bucket /gcs/my-bucket" in mount
   assert "apt-get install -y -q gcsfuse" in mount
   assert shlex.split(run.split(" && ")[-1]) == cmd
+
+
+def test_tpu_pod_packs_what_git_would_commit_not_a_virtualenv(fakes, tmp_path):
+  env, log = fakes
+  code = tmp_path / "repo"
+  (code / "pkg").mkdir(parents=True)
+  (code / "pkg" / "a.py").write_text("x = 1\n")
+  (code / "pkg" / "gone.py").write_text("y = 2\n")
+  (code / ".venv" / "lib").mkdir(parents=True)
+  (code / ".venv" / "lib" / "big.so").write_bytes(b"\0" * 1024)
+  (code / ".gitignore").write_text("/.venv/\n")
+  git = ["git", "-C", str(code), "-c", "user.email=t@t", "-c", "user.name=t"]
+  subprocess.run(git + ["init", "-q"], check=True)
+  subprocess.run(git + ["add", "-A"], check=True)
+  subprocess.run(git + ["commit", "-qm", "c"], check=True)
+  (code / "pkg" / "gone.py").unlink()              # Deleted, not committed.
+  (code / "pkg" / "new.py").write_text("z = 3\n")  # Untracked, not ignored.
+  out = _run(["bash", TPU, "--name", "p", "--zone", "z", "--code_dir", str(code), "--", *TRAIN], env)
+  assert out.returncode == 0, out.stderr
+  scp = fake_tools.calls(log, "gcloud")[0]["argv"]
+  listing = subprocess.run(["tar", "-tzf", scp[4]], capture_output=True, text=True).stdout.split()
+  assert sorted(listing) == [".gitignore", "pkg/a.py", "pkg/new.py"]
