@@ -39,10 +39,11 @@ def test_a_complete_job_returns_at_once(tmp_path):
   assert status["complete"] and gone == {}
 
 
-def test_a_dead_owner_of_uncommitted_units_ends_the_wait(tmp_path):
+def test_a_dead_owner_of_uncommitted_units_ends_the_wait(tmp_path, monkeypatch):
+  monkeypatch.setattr(peers, "_STARTED", time.time() - 60.0)  # This process ran for a minute.
   out = _output(tmp_path, 4, done=(0, 2))
   _beat(out, 0, 0.0)
-  _beat(out, 1, 30.0)  # Silent for longer than the timeout.
+  _beat(out, 1, 30.0)  # Beat during this run, then silent for longer than the timeout.
   started = time.monotonic()
   status, gone = peers.wait_for_peers(out, 0, 2, timeout_s=10, poll_s=0.05)
   assert time.monotonic() - started < 5
@@ -61,3 +62,36 @@ def test_a_live_peer_is_waited_for_until_it_commits(tmp_path):
   finally:
     heartbeat.stop()
   assert gone == {} and status["complete"]
+
+
+def test_an_earlier_runs_stale_heartbeat_does_not_make_a_starting_peer_gone(tmp_path, monkeypatch):
+  # A rerun into the output of a run whose process 1 was killed: its old heartbeat is stale, and
+  # this run's process 1 is still loading when process 0 has nothing left to do.
+  monkeypatch.setattr(peers, "_STARTED", time.time())
+  out = _output(tmp_path, 2, done=(0,))
+  _beat(out, 0, 0.0)
+  _beat(out, 1, 120.0)
+  peer = []
+
+  def starts_late_then_commits():
+    peer.append(peers.Heartbeat(out, 1, every_s=0.05))
+    time.sleep(0.3)
+    commit.commit_unit(out, 1, [], [], "jsonl", {})
+
+  threading.Timer(0.6, starts_late_then_commits).start()
+  try:
+    status, gone = peers.wait_for_peers(out, 0, 2, timeout_s=1.5, poll_s=0.05)
+  finally:
+    time.sleep(0.1)
+    for heartbeat in peer:
+      heartbeat.stop()
+  assert gone == {} and status["complete"]
+
+
+def test_a_peer_that_never_beats_in_this_run_is_gone_after_the_timeout(tmp_path, monkeypatch):
+  monkeypatch.setattr(peers, "_STARTED", time.time())
+  out = _output(tmp_path, 2, done=(0,))
+  _beat(out, 1, 120.0)  # An earlier run's.
+  started = time.monotonic()
+  _, gone = peers.wait_for_peers(out, 0, 2, timeout_s=1.0, poll_s=0.05)
+  assert gone == {1: [1]} and 1.0 <= time.monotonic() - started < 5

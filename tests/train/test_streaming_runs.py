@@ -13,6 +13,7 @@ import toy
 from vidistill.data import shards
 from vidistill.data.synthetic import world
 from vidistill.models import checkpoint_params
+from vidistill.models import param_paths
 from vidistill.pipeline import layout
 from vidistill.train import stage
 
@@ -43,7 +44,7 @@ def _final_params(workdir):
   directory = os.path.join(workdir, "checkpoints", str(STEPS), "params")
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   tree = ocp.PyTreeCheckpointer().restore(directory)
-  return {k: np.asarray(v) for k, v in checkpoint_params.flatten(tree).items()}
+  return {k: np.asarray(v) for k, v in param_paths.flatten(tree).items()}
 
 
 def _committed(workdir):

@@ -26,6 +26,7 @@ from vidistill.caption import commit
 from vidistill.data import caption_output
 
 EXIT_PEER_LOST = 4  # docs/captioning.md: this process's units are committed; a peer is gone.
+_STARTED = time.time()  # When this process started (imported this module), by the hosts' clock.
 
 
 def heartbeat_path(output_dir: str, process_index: int) -> str:
@@ -57,19 +58,23 @@ class Heartbeat:
     self._stop.set()
 
 
-def alive(output_dir: str, process_count: int, timeout_s: float,
-          clock: Callable[[], float] = time.time) -> set[int]:
-  """Processes whose heartbeat is younger than `timeout_s` (host clocks are assumed in sync)."""
-  out = set()
+def last_beats(output_dir: str, process_count: int) -> dict[int, float]:
+  """{process: time of its last heartbeat} for the processes that have a heartbeat file."""
+  out = {}
   for index in range(process_count):
     try:
       with fs.open(heartbeat_path(output_dir, index), encoding="utf-8") as f:
-        beat = json.load(f)
+        out[index] = float(json.load(f).get("time", 0))
     except (OSError, ValueError):
       continue
-    if clock() - float(beat.get("time", 0)) < timeout_s:
-      out.add(index)
   return out
+
+
+def alive(output_dir: str, process_count: int, timeout_s: float,
+          clock: Callable[[], float] = time.time) -> set[int]:
+  """Processes whose heartbeat is younger than `timeout_s` (host clocks are assumed in sync)."""
+  now = clock()
+  return {p for p, beat in last_beats(output_dir, process_count).items() if now - beat < timeout_s}
 
 
 def pending_units(output_dir: str) -> list[int]:
@@ -95,11 +100,13 @@ def wait_for_peers(output_dir: str, process_index: int, process_count: int, *, t
     owners: dict[int, list[int]] = {}
     for unit in pending:
       owners.setdefault(unit % process_count, []).append(unit)
-    live = alive(output_dir, process_count, timeout_s)
-    # A peer that never wrote a heartbeat is given `timeout_s` from now before it counts as gone.
-    gone = {p: units for p, units in owners.items() if p != process_index and p not in live
-            and (fs.exists(heartbeat_path(output_dir, p)) or
-                 time.monotonic() - started >= timeout_s)}
+    now, beats = time.time(), last_beats(output_dir, process_count)
+    # A peer whose heartbeat is stale is gone if it beat during this run (it started, then
+    # stopped); one with no heartbeat of this run yet (none, or a killed earlier run's: a rerun
+    # into the same output) may still be starting, and is given `timeout_s` from now.
+    gone = {p: units for p, units in owners.items() if p != process_index
+            and now - beats.get(p, 0.0) >= timeout_s
+            and (beats.get(p, 0.0) >= _STARTED or time.monotonic() - started >= timeout_s)}
     if gone:
       return caption_output.status(output_dir), gone
     if time.monotonic() - last_report >= report_s:
