@@ -22,12 +22,8 @@ VARIANTS = ("tiny", "quick", "default", "paper")
 # Per variant: steps, global batch, peak lr, warmup, frames/res the world is made with.
 _RUN = {
     "tiny": dict(steps=4, batch=4, lr=1e-3, warmup=1, log_every=1, checkpoint_every=2),
-    # steps_per_call: on CPU, 5-10 update steps a compiled call ran 1.4-1.5x the examples/s of
-    # one (docs/experiments.md, 2026-12-06 d); it divides log_every so that calls stay whole.
-    "quick": dict(steps=150, batch=32, lr=3e-3, warmup=20, log_every=25, checkpoint_every=50,
-                  steps_per_call=5),
-    "default": dict(steps=600, batch=64, lr=2e-3, warmup=50, log_every=50, checkpoint_every=200,
-                    steps_per_call=10),
+    "quick": dict(steps=150, batch=32, lr=3e-3, warmup=20, log_every=25, checkpoint_every=50),
+    "default": dict(steps=600, batch=64, lr=2e-3, warmup=50, log_every=50, checkpoint_every=200),
     # Paper scale (PaLI-3 fine-tuning recipes): cannot run here; `--dry_run` resolves it.
     "paper": dict(steps=20_000, batch=256, lr=1e-4, warmup=1000, log_every=100,
                   checkpoint_every=1000),
@@ -175,7 +171,6 @@ def stage_config(arg: ml_collections.ConfigDict, *, stage: str, model: ml_collec
   c.schedule.warmup_steps = min(run["warmup"], c.total_steps)
   c.log_every = run["log_every"]
   c.checkpoint_every = run["checkpoint_every"]
-  c.steps_per_call = run.get("steps_per_call", 1)
   c.keep_checkpoints = 2
   c.frozen = frozen
   c.eval_config = ""                    # Eval suite run every eval_every steps (and at the end):
