@@ -174,8 +174,6 @@ def _train(config: Any, model: Any, data: DataFn, ckpts: ckpt_lib.Checkpoints,
   abstract_batch = {k: jax.ShapeDtypeStruct((batch_size,) + v.shape[1:], v.dtype,
                                             sharding=setup.batch_sharding)
                     for k, v in example.items()}
-  per_call = int(config.steps_per_call)
-  boundaries = (int(config.log_every), int(config.checkpoint_every), int(config.eval_every))
   calls: dict[int, Any] = {}
 
   def compiled_for(n: int) -> Any:
@@ -202,9 +200,10 @@ def _train(config: Any, model: Any, data: DataFn, ckpts: ckpt_lib.Checkpoints,
   history: list[tuple[int, dict[str, float]]] = []
   pending: list[dict[str, jax.Array]] = []
   ckpt_every, eval_every = int(config.checkpoint_every), int(config.eval_every)
+  boundaries = (int(config.log_every), ckpt_every, eval_every)
   step = start_step
   while step < total_steps:
-    n = multistep.steps_in_call(step, per_call, total_steps, boundaries)
+    n = multistep.steps_in_call(step, int(config.steps_per_call), total_steps, boundaries)
     local = []
     for i in range(n):
       local.append(first if step + i == start_step else next(batches, None))
