@@ -101,3 +101,37 @@ def test_trainer_mesh_uses_the_devices_that_split_the_batch(monkeypatch):
   assert dict(trainer._make_mesh(shape, 12).shape) == {"data": 6, "fsdp": 1, "model": 1}
   assert trainer._make_mesh({"data": -1, "fsdp": 2, "model": 1}, 6).size == 6
   assert trainer._make_mesh(shape, 64).size == 8
+
+
+def test_accelerators_are_found_from_pci_vendors_and_device_nodes(tmp_path):
+  assert not runtime.accelerators_present(str(tmp_path))
+  pci = tmp_path / "sys/bus/pci/devices/0000:00:04.0"
+  pci.mkdir(parents=True)
+  (pci / "vendor").write_text("0x8086\n")  # An Intel device is not an accelerator.
+  assert not runtime.accelerators_present(str(tmp_path))
+  (pci / "vendor").write_text("0x1ae0\n")  # Google: a TPU chip.
+  assert runtime.accelerators_present(str(tmp_path))
+  gpu_host = tmp_path / "gpu"
+  (gpu_host / "dev").mkdir(parents=True)
+  (gpu_host / "dev/nvidiactl").write_text("")  # The control node alone is no GPU.
+  assert not runtime.accelerators_present(str(gpu_host))
+  (gpu_host / "dev/nvidia0").write_text("")
+  assert runtime.accelerators_present(str(gpu_host))
+
+
+def test_jax_stays_on_cpu_only_where_libtpu_meets_no_chips(tmp_path, monkeypatch):
+  monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+  monkeypatch.setattr(runtime.importlib.util, "find_spec", lambda name: object())
+  assert runtime.keep_jax_on_cpu_without_chips(str(tmp_path))
+  assert os.environ["JAX_PLATFORMS"] == "cpu"
+  monkeypatch.setenv("JAX_PLATFORMS", "cuda")  # The user's choice is left alone.
+  assert not runtime.keep_jax_on_cpu_without_chips(str(tmp_path))
+  assert os.environ["JAX_PLATFORMS"] == "cuda"
+  monkeypatch.delenv("JAX_PLATFORMS")
+  (tmp_path / "dev").mkdir()
+  (tmp_path / "dev/accel0").write_text("")  # A TPU VM: JAX starts its TPU backend.
+  assert not runtime.keep_jax_on_cpu_without_chips(str(tmp_path))
+  assert "JAX_PLATFORMS" not in os.environ
+  monkeypatch.setattr(runtime.importlib.util, "find_spec", lambda name: None)
+  assert not runtime.keep_jax_on_cpu_without_chips(str(tmp_path / "none"))  # No libtpu.
+  assert "JAX_PLATFORMS" not in os.environ

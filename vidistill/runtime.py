@@ -23,10 +23,18 @@ than with two thread pools competing (docs/performance.md). A process that runs 
 program at a time (decoding, evaluation) would use a single core of such a layout, so only training
 asks for it (`split_cpu`; a pipeline worker with its share of the cores). An XLA_FLAGS that already
 names the device count or the eigen threading is the user's choice and is left alone.
+
+JAX platforms. With libtpu installed (the `tpu` extra, for `vidistill train --compile_topology`)
+JAX tries to start a TPU backend in every process, also on a host without TPU chips: libtpu then
+prints its start-up errors on the console and takes /tmp/libtpu_lockfile, so the next process's
+attempt fails with another message. On a host with neither TPU chips nor GPUs, JAX_PLATFORMS=cpu
+is set (libtpu still compiles for abstract topologies); a JAX_PLATFORMS already set is left alone.
 """
 from __future__ import annotations
 
 import ctypes
+import glob
+import importlib.util
 import os
 import sys
 
@@ -51,7 +59,7 @@ class SettingError(ValueError):
 def configure(*, split_cpu: bool = False, cores: int | None = None) -> dict[str, object]:
   """Applies the malloc settings, and with `split_cpu` the CPU device layout for `cores` cores
   (default: the CPUs this process may run on). Returns what was set, for logs and benchmarks."""
-  out: dict[str, object] = {"malloc": tune_malloc()}
+  out: dict[str, object] = {"malloc": tune_malloc(), "cpu_only": keep_jax_on_cpu_without_chips()}
   if split_cpu:
     out["cpu_devices"] = set_cpu_devices(cores)
   return out
@@ -74,6 +82,33 @@ def tune_malloc() -> bool:
     return False
   mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
   return all(mallopt(param, value) == 1 for param, value in _MALLOPT)
+
+
+_GOOGLE_PCI_VENDOR = "0x1ae0"  # TPU chips (what JAX's own hardware check looks for).
+
+
+def accelerators_present(root: str = "/") -> bool:
+  """Whether this host shows a TPU chip (a Google PCI device or /dev/accel*, /dev/vfio) or a GPU
+  (NVIDIA or AMD device nodes)."""
+  for vendor in glob.glob(os.path.join(root, "sys/bus/pci/devices/*/vendor")):
+    try:
+      with open(vendor, encoding="ascii") as f:
+        if f.read().strip() == _GOOGLE_PCI_VENDOR:
+          return True
+    except OSError:
+      continue
+  return any(glob.glob(os.path.join(root, "dev", pattern))
+             for pattern in ("accel*", "vfio/[0-9]*", "nvidia[0-9]*", "kfd"))
+
+
+def keep_jax_on_cpu_without_chips(root: str = "/") -> bool:
+  """Sets JAX_PLATFORMS=cpu when libtpu is installed on a host with no accelerator; True if set."""
+  if "JAX_PLATFORMS" in os.environ or importlib.util.find_spec("libtpu") is None:
+    return False
+  if accelerators_present(root):
+    return False
+  os.environ["JAX_PLATFORMS"] = "cpu"
+  return True
 
 
 def available_cores() -> int:

@@ -23,6 +23,7 @@ def _cli(*args):
   env = dict(os.environ)
   env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
                               if "force_host_platform_device_count" not in f)
+  env.pop("JAX_PLATFORMS", None)  # As a user's shell: the command picks the platforms itself.
   return subprocess.run([sys.executable, "-m", "vidistill.cli", "pipeline", *args], cwd=_REPO,
                         env=env, capture_output=True, text=True, timeout=900, check=False)
 
@@ -35,7 +36,7 @@ def quick(tmp_path_factory):
               "--workdir", workdir)
   assert proc.returncode == 0, proc.stderr[-4000:]
   lines = [l for l in proc.stderr.splitlines() if l.startswith("[pipeline]")]
-  return config, workdir, timings_lib.read(workdir), lines, proc.stderr
+  return config, workdir, timings_lib.read(workdir), lines, proc.stderr, proc.stdout
 
 
 def _numbers(tree, path=""):
@@ -50,7 +51,7 @@ def _numbers(tree, path=""):
 
 
 def test_every_step_ran_and_every_artefact_is_written(quick):
-  config, workdir, timings, lines, _ = quick
+  config, workdir, timings, lines, *_ = quick
   names = runner.step_names(config)
   wall = timings.pop(timings_lib.WALL_CLOCK)  # A whole run: its wall clock is recorded too.
   assert {k.split("/", 1)[1] for k in timings} == set(names)
@@ -65,20 +66,23 @@ def test_every_step_ran_and_every_artefact_is_written(quick):
   assert any("ETA" in l for l in lines)
 
 
-# Start-up lines of TensorFlow's C++ runtime and orbax's handler registry: the command and its
-# spawned workers keep them off the console.
+# Start-up lines of TensorFlow's C++ runtime, orbax's handler registry and libtpu on a host without
+# TPU chips: the command and its spawned workers keep them off the console.
 _NOISE = ("absl::InitializeLog", "oneDNN custom operations", "Could not find cuda drivers",
-          "Type handler registry", "Unable to register cu")
+          "Type handler registry", "Unable to register cu", "TPU_WORKER_HOSTNAMES",
+          "TPU accelerator type", "libtpu")
 
 
 def test_no_library_start_up_noise_on_the_console(quick):
-  *_, stderr = quick
+  *_, stderr, stdout = quick
   noisy = [l for l in stderr.splitlines() if any(n in l for n in _NOISE)]
   assert not noisy, noisy[:5]
+  # The steps' own tables (an evaluation's metrics) stay in their files and the report.
+  assert "evaluator" not in stdout, stdout[:500]
 
 
 def test_every_number_is_finite_and_in_range(quick):
-  _, workdir, _, _, _ = quick
+  _, workdir, *_ = quick
   doc = json.load(open(os.path.join(workdir, "report.json")))
   for table in ("adaptation", "dual_encoder"):
     assert doc[table]
@@ -100,7 +104,7 @@ def test_every_number_is_finite_and_in_range(quick):
 
 
 def test_rerun_skips_and_only_runs_one_step(quick):
-  config, workdir, _, _, _ = quick
+  config, workdir, *_ = quick
   lines = []
   assert runner.run(config, workdir, log=lines.append) == {}
   assert all("skipped" in l for l in lines)
@@ -113,7 +117,7 @@ def test_rerun_skips_and_only_runs_one_step(quick):
 def test_readme_gets_the_report_tables_and_figure(quick, tmp_path):
   sys.path.insert(0, os.path.join(_REPO, "tools"))
   import readme_report as readme  # pylint: disable=g-import-not-at-top  (a script, not a package)
-  _, workdir, _, _, _ = quick
+  _, workdir, *_ = quick
   path = tmp_path / "README.md"
   path.write_text(f"# x\n\nbefore\n{readme.BEGIN}\nold table\n{readme.END}\nafter\n")
   assert readme.main(["--workdir", workdir, "--readme", str(path),

@@ -74,7 +74,6 @@ def run_suite(config: ml_collections.ConfigDict, model: Any, workdir: str, *, ch
     report.write(workdir, doc(complete=False))
   final = doc(complete=True)
   json_path, md_path = report.write(workdir, final)
-  print(report.console_table(final))
   logging.info("eval: wrote %s and %s", json_path, md_path)
   return final
 
@@ -83,6 +82,7 @@ def main(argv: Sequence[str]) -> None:
   """Loads the model through the seam and runs the suite; one-line errors for bad input."""
   # pylint: disable=g-import-not-at-top
   from vidistill.eval import evaluators as evaluators_lib
+  from vidistill.eval import report as report_lib
   from vidistill.eval.evaluators import common
   from vidistill.data.records import AnnotationError
   from vidistill.data.video_io import VideoError
@@ -97,10 +97,13 @@ def main(argv: Sequence[str]) -> None:
     # Built first: a mistake in the suite config fails before the model is loaded.
     evaluators_lib.from_config(config, only=flags.FLAGS.only)
     model = common.load_model(config, flags.FLAGS.checkpoint)
-    run_suite(config, model, workdir, checkpoint=flags.FLAGS.checkpoint, only=flags.FLAGS.only)
+    final = run_suite(config, model, workdir, checkpoint=flags.FLAGS.checkpoint,
+                      only=flags.FLAGS.only)
   except (ConfigError, common.EvalDataError, AnnotationError, VideoError,
           NotImplementedError, FileNotFoundError, CheckpointError) as e:
     raise flags_lib.UsageError(str(e)) from None
+  # The command's table; run_suite itself stays quiet (the pipeline and training call it).
+  print(report_lib.console_table(final))
 
 
 def run(prog: str, argv: Sequence[str]) -> None:
