@@ -81,3 +81,14 @@ def test_max_examples_reads_a_seeded_subset_in_order(tmp_path):
   assert len(every) > 4 and len(some) == 4 and some == again and other != some
   assert some == [i for i in every if i in set(some)]  # A subset, in the original order.
   assert [e["id"] for e in si._text_examples({**data, "max_examples": 100}, 8)("train")] == every
+  with pytest.raises(si.StageDataError, match=r"data.max_examples=-1 is negative"):
+    si._text_examples({**data, "max_examples": -1}, 8)
+
+
+def test_stage_data_sizes_out_of_range_are_errors_not_defaults(tmp_path):
+  # A zero or negative size is an error that names the key, never silently the default.
+  with pytest.raises(si.StageDataError, match=r"data.fraction=0.0 must be in \(0, 1\]"):
+    si._world_examples({"world": _world(tmp_path), "split": "labeled", "fraction": 0.0}, None)
+  with pytest.raises(si.StageDataError, match=r"data.passes=0 must be >= 1"):
+    next(si.iter_examples({"kind": "caption", "world": str(tmp_path), "split": "labeled",
+                           "seq_lengths": {}, "passes": 0}, None, "vlm"))

@@ -73,7 +73,7 @@ def _lm_arg(ctx: Context) -> str:
 
 def _lr(stage: ml_collections.ConfigDict) -> dict[str, float]:
   """The stage's peak learning rate over its config's (`lr` 0 or absent: keep the config's)."""
-  lr = float(stage.get("lr", 0.0) or 0.0)
+  lr = float(stage.get("lr", 0.0))
   if lr < 0:
     raise ConfigError(f"stage learning rate lr={lr} is negative; use 0 to keep the stage config's")
   return {"optim.lr": lr} if lr else {}

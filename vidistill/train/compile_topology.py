@@ -323,7 +323,7 @@ def compile_stage(config: Any, topology_name: str, *, caption_config: Any = None
   compute = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
   step_fn = step_lib.make_train_step(
       model, setup.tx, setup.schedule, setup.frozen_mask,
-      accum_steps=int(config.optim.get("accum_steps", 1) or 1), compute_dtype=compute,
+      accum_steps=int(config.optim.accum_steps), compute_dtype=compute,
       on_nonfinite=config.on_nonfinite, micro_batch_sharding=setup.batch_sharding)
   batch_size = int(config.batch_size)
   batch = {k: jax.ShapeDtypeStruct((batch_size,) + v.shape[1:], v.dtype,

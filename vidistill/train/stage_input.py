@@ -93,7 +93,7 @@ def _world_examples(data: Mapping[str, Any], texts: Mapping[str, list[str]] | No
   """examples_fn(split) over the world's shards: frames + the stage's text fields."""
   world_dir, split = data["world"], data["split"]
   key = data.get("caption_key") or "caption"
-  fraction = float(data.get("fraction", 1.0) or 1.0)
+  fraction = float(data.get("fraction", 1.0))
   truth = _truth(world_dir, split)
   keep = select_fraction(sorted(truth), fraction, int(data.get("fraction_seed", 0)))
   synth = instructions.TemplateSynthesizer(per_video=int(data.get("instructions_per_video", 4)))
@@ -184,7 +184,9 @@ def _text_examples(data: Mapping[str, Any], resolution: int
     raise StageDataError(f"data.denoise.keep={denoise.get('keep')!r} must be in (0, 1]: the "
                          "probability that a caption word stays in its corrupted copy")
 
-  limit = int(data.get("max_examples", 0) or 0)
+  limit = int(data.get("max_examples", 0))
+  if limit < 0:
+    raise StageDataError(f"data.max_examples={limit} is negative; 0 reads every pair")
 
   def examples(_: str) -> Iterator[dict[str, Any]]:
     rows = []
@@ -262,11 +264,14 @@ def iter_examples(data: Mapping[str, Any], vocab: Any, model_kind: str, *,
                   name: str = "stage") -> Iterator[dict[str, np.ndarray]]:
   """Every example of the stage's task in order, tokenised, keys renamed for the model, strings
   dropped, text padded to data.seq_lengths: what the trainer's batches are stacked from."""
+  passes = int(data.get("passes", 1))
+  if passes < 1:
+    raise StageDataError(f"data.passes={passes} must be >= 1 (caption draws per clip)")
   task = make_task(data, vocab, name)
   lengths = dict(data["seq_lengths"])
   rename = RENAME[model_kind]
   # Each clip's caption is drawn once per pass from its list, so `passes` > 1 keeps several.
-  for _ in range(int(data.get("passes", 1) or 1)):
+  for _ in range(passes):
     ds = task.get_dataset(lengths, split="train", shuffle=False, seed=int(data.get("seed", 0)))
     keys = [k for k in ("video", "inputs", "targets")
             if k in ds.element_spec and (k != "inputs" or "inputs" in rename)]
