@@ -1,5 +1,5 @@
 """Test-wide settings: quiet TensorFlow, CPU-only JAX with 8 fake devices, vidistill's malloc
-settings, the `slow` marker.
+settings, the markers, the longest module first.
 
 The device count must be fixed before jax is first imported, so it is set here for every test:
 sharding tests build meshes over the 8 CPU devices; other tests simply use device 0.
@@ -19,6 +19,15 @@ runtime.configure()
 
 
 def pytest_configure(config):
-  config.addinivalue_line("markers", "slow: takes more than ~30 s; run with `-m slow`")
-  config.addinivalue_line("markers", "long: a whole multi-process workflow or the docs' slow "
-                          "blocks (minutes); CI runs them in its slow phase: `pytest -m long`")
+  config.addinivalue_line("markers", "slow: takes more than ~30 s; run with `-m slow -n 0`")
+  config.addinivalue_line("markers", "long: also slow: a whole multi-process workflow or the docs' "
+                          "slow blocks (minutes each); only these: `pytest -m long -n 0`")
+
+
+# Started first, so that with two test processes (pytest.ini) it overlaps everything else instead
+# of running alone at the end: the quick pipeline end to end, minutes.
+_FIRST = ("tests/pipeline/test_pipeline_quick.py",)
+
+
+def pytest_collection_modifyitems(items):
+  items.sort(key=lambda item: not item.nodeid.startswith(_FIRST))
