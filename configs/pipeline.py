@@ -4,10 +4,9 @@
     vidistill pipeline --config configs/pipeline.py:default --workdir /tmp/vd --seeds 3
     vidistill pipeline --config configs/pipeline.py:paper --workdir /tmp/vd_paper --dry_run
 
-Variants: `quick` (every step on a very small world: the end-to-end test, 1m41s on 2 cores on
-2026-12-05, 3.7 min on a slower day), `default` (the miniature reproduction of the paper's claims,
-7m52s a seed on 2 cores on 2026-12-05, 17.4 min on a slower day; goal 15),
-`paper` (the real recipe: imported ViT-G/14 + UL2-3B, SMiT, VidLN, VideoCC + InternVid, MSR-VTT;
+Variants: `quick` (every step on a very small world: the end-to-end test, a few minutes on 2 CPU
+cores), `default` (the miniature reproduction of the paper's claims, sized for 15 minutes a seed on
+2 CPU cores; measured run times in docs/experiments.md), `paper` (the real recipe: imported ViT-G/14 + UL2-3B, SMiT, VidLN, VideoCC + InternVid, MSR-VTT;
 cannot run here, `--dry_run` resolves it). Arguments: `seeds=` (repeats with seeds 0..N-1),
 `world=` (use an existing world directory instead of making one). Anything else via
 `--config.key=value`.
@@ -41,7 +40,10 @@ _VARIANTS = {
                     # Stage 2 at 5x the stage configs' lr 2e-3: first action 13.0 -> 18.7 on
                     # one seed, same stage 1 (docs/experiments.md, 2026-12-05 a). Stage 1 at 1e-2
                     # with the LM frozen lost its object words (object F1 3%): it keeps 2e-3.
-                    visual_adaptation=(800, 64), language_adaptation=(400, 64, 1e-2)),
+                    # Stage 1 gets most of the 15 minutes: with the LM trained (the ablation)
+                    # first action rises with its steps (17 -> 36 from 800 to 2,400); a longer
+                    # stage 2 did not raise it (docs/experiments.md, 2026-12-06 g).
+                    visual_adaptation=(2000, 64), language_adaptation=(400, 64, 1e-2)),
         de_steps=200, de_batch=64, de_variant="default", fractions=(0.25, 0.5, 1.0),
         caption_batch=64, caption_unit=500, caption_decode_len=40, eval_max=0, eval_batch=64,
         samples=4),
